@@ -152,18 +152,11 @@ def test_serial_pair_with_a_first_bias_is_refused_and_really_inexact():
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_repdwconv_s_fuses_to_3x3(stride):
-    module = randomize(RepDWConvS(8, stride))
+@pytest.mark.parametrize("layer,kernel", [(RepDWConvS, (3, 3)), (RepDWConvM, (7, 7))])
+def test_repdwconv_fuses_to_one_dw_conv(layer, kernel, stride):
+    module = randomize(layer(8, stride))
     fused = module.fuse()
-    assert fused.kernel_size == (3, 3) and fused.groups == 8
-    check(module, fused, feature_map(8))
-
-
-@pytest.mark.parametrize("stride", [1, 2])
-def test_repdwconv_m_fuses_to_7x7(stride):
-    module = randomize(RepDWConvM(8, stride))
-    fused = module.fuse()
-    assert fused.kernel_size == (7, 7) and fused.groups == 8
+    assert fused.kernel_size == kernel and fused.groups == 8 and fused.stride == (stride, stride)
     check(module, fused, feature_map(8))
 
 

@@ -8,10 +8,17 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
 
 app = typer.Typer(
     name="repnext-bench",
@@ -24,7 +31,8 @@ app = typer.Typer(
 # that fits the widest table instead (COLUMNS still wins when set).
 _PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(width=_PIPE_WIDTH)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
+_ARGV: list[str] = []  # the arguments of this invocation, recorded in reports
 
 
 # Typer vendors click in recent releases and depends on it in older ones: find its
@@ -92,8 +100,195 @@ def variants(
         console.print(f"[yellow]note:[/] {escape(note)}")
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _parse(parser, *args, **kwargs):
+    """Run a parser from cases.py, turning its ValueError into a usage error."""
+    try:
+        return parser(*args, **kwargs)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def _backends(text: str) -> list[tuple[str, str]]:
+    from .backends import backend_device, backend_names
+    from .cases import parse_choices
+
+    return [(name, backend_device(name)) for name in _parse(parse_choices, text, "--backend", tuple(backend_names()))]
+
+
+def _check_checkpoint(path: Path, variants: list[str]) -> None:
+    if len(variants) != 1:
+        raise UsageProblem(f"--checkpoint holds one variant's weights: select exactly one variant, not {len(variants)}")
+    from .models import CheckpointError, create_model, load_checkpoint
+
+    try:
+        load_checkpoint(create_model(variants[0]), path)
+    except CheckpointError as exc:
+        raise UsageProblem(f"--checkpoint: {exc}") from exc
+
+
+def _default_output() -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"run-{stamp}.json"
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageProblem(f"--output {path}: cannot write there ({exc.strerror or exc})") from exc
+
+
+@app.command()
+def run(
+    selector: str = typer.Option("m0-m5", "--variants", "-v", help="Which variants: m0-m5, m0,m3, M4, m0e-m2e or all."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b",
+                                help="Backends, comma-separated: torch, onnxruntime, openvino (cuda, tensorrt, coreml are reserved)."),
+    forms: str = typer.Option("train,fused", "--forms", "-f", help="Forms: train, official, fused."),
+    batch: str = typer.Option("1", "--batch", help="Batch sizes, e.g. 1,8,32."),
+    resolution: str = typer.Option("224", "--resolution", "-r", help="Input sides in pixels (multiples of 32), e.g. 224,256."),
+    threads: str = typer.Option("", "--threads", "-t", help="Threads per case, e.g. 1,2 [default: the usable cores]."),
+    precision: str = typer.Option("fp32", "--precision", "-p",
+                                  help="fp32, bf16, fp16 or auto (the runtime chooses); unsupported combinations are skipped."),
+    mode: str = typer.Option("latency", "--mode", "-m", help="latency (one request in flight) or throughput."),
+    duration: float = typer.Option(1.0, "--duration", help="Measure at least this many seconds per case."),
+    min_iters: int = typer.Option(10, "--min-iters", help="... and at least this many inferences."),
+    warmup: float = typer.Option(0.3, "--warmup", help="Warm up at least this many seconds (and 3 inferences)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights for the one selected variant (random otherwise)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Report path [default: reports/run-<UTC time>.json]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report JSON instead of the table."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or table; print only the report path."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Export cache [default: $REPNEXT_BENCH_CACHE or ~/.cache/repnext-bench]."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Export afresh and keep nothing."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset of the export."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="torch backend: channels-last memory format."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch backend: torch.compile the model."),
+    case_timeout: float = typer.Option(600.0, "--case-timeout", help="Stop a case (and record it failed) after this many seconds."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights and input."),
+) -> None:
+    """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
+    from .cases import MODES, PRECISIONS, expand, parse_choices, parse_int_list
+    from .environment import fingerprint
+    from .measure.timing import TimingPlan
+    from .models import FORMS, VariantError, parse_variants
+    from .report.results import case_line, problem_lines, results_table
+    from .report.schema import new_report
+    from .sweep import run_sweep
+    from .worker import Settings
+
+    try:
+        variants = [v.name for v in parse_variants(selector)]
+    except VariantError as exc:
+        raise UsageProblem(f"--variants: {exc}") from exc
+    backends = _backends(backend)
+    form_list = _parse(parse_choices, forms, "--forms", FORMS)
+    batches = _parse(parse_int_list, batch, "--batch")
+    resolutions = _parse(parse_int_list, resolution, "--resolution", multiple_of=32)
+    thread_list = _parse(parse_int_list, threads, "--threads") if threads else [_usable_cores()]
+    precisions = _parse(parse_choices, precision, "--precision", PRECISIONS)
+    modes = _parse(parse_choices, mode, "--mode", MODES)
+    if duration < 0 or warmup < 0 or min_iters < 1 or case_timeout <= 0:
+        raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
+    if opset < 7:
+        raise UsageProblem(f"--opset {opset} is not valid: use 7 or newer (17 is the default)")
+    if checkpoint is not None:
+        _check_checkpoint(checkpoint, variants)
+    path = output or _default_output()
+    _check_writable(path)
+    torch_options = {"channels_last": channels_last, "compile": compile_model}
+    cases = expand(variants, form_list, backends, precisions, batches, resolutions, thread_list, modes,
+                   backend_options={"torch": {k: v for k, v in torch_options.items() if v}})
+    settings = Settings(
+        plan=TimingPlan(warmup_s=warmup, warmup_iters=3, min_duration_s=duration, min_iters=min_iters),
+        opset=opset, cache_dir=str(cache_dir) if cache_dir else None, use_cache=not no_cache,
+        checkpoint=str(checkpoint) if checkpoint else None, seed=seed,
+    )
+    config = {"variants": variants, "backends": [b for b, _ in backends], "forms": form_list, "batch": batches,
+              "resolution": resolutions, "threads": thread_list, "precision": precisions, "mode": modes,
+              "settings": settings.to_dict(), "case_timeout_s": case_timeout, "torch_options": torch_options}
+    report = new_report(fingerprint(["repnext-bench", *_ARGV]), config)
+    show = not (quiet or as_json)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console,
+                        disable=not show, transient=True)
+    task = progress.add_task("starting", total=len(cases))
+    try:
+        with progress:
+            run_sweep(
+                cases, settings, case_timeout, report, path,
+                on_start=lambda i, case: progress.update(task, description=escape(case.label)),
+                on_result=lambda result: (progress.console.print(case_line(result), highlight=False) if show else None,
+                                          progress.advance(task)),
+            )
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted:[/] {report['sweep']['finished']} of {len(cases)} cases kept in {path}")
+        raise typer.Exit(130) from None
+    failed = sum(r["status"] == "failed" for r in report["results"])
+    if as_json:
+        console.out(json.dumps(report, indent=1))
+    elif quiet:
+        console.out(str(path))
+    else:
+        console.print(results_table(report["results"], title=f"RepNeXt benchmark: {report['environment']['cpu']['model']}"))
+        for line in problem_lines(report["results"]):
+            console.print(line, highlight=False)
+        console.print(f"report: {path}" + (f"  [red]{failed} case(s) failed[/]" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Each backend: available or not and why, its version and devices."""
+    from .backends import availability, backend_names
+
+    infos = [availability(name) for name in backend_names()]
+    if as_json:
+        console.out(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    table = Table(title="Backends", box=box.SIMPLE_HEAVY)
+    for header in ("backend", "available", "version", "devices", "notes"):
+        table.add_column(header)
+    for info in infos:
+        notes = "" if info.available else (info.reason or "") + (f"; install: {info.install}" if info.install else "")
+        table.add_row(info.name, "[green]yes[/]" if info.available else "[red]no[/]", info.version or "",
+                      ", ".join(info.devices), escape(notes))
+    console.print(table)
+
+
+@app.command()
+def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """The environment fingerprint that every report carries."""
+    from .environment import fingerprint
+
+    data = fingerprint(["repnext-bench", *_ARGV])
+    if as_json:
+        console.out(json.dumps(data, indent=2))
+        return
+    table = Table(title="Environment", box=box.SIMPLE_HEAVY, show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "none"
+        table.add_row(key, escape(str(value)))
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns usage errors into one line and exit code 2."""
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=argv, prog_name="repnext-bench", standalone_mode=False)
     except _ClickException as exc:

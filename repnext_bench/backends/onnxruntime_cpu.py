@@ -1,0 +1,61 @@
+"""ONNX Runtime with the CPU execution provider, inputs and outputs bound once (I/O binding)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cases import Case
+from ..export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from . import Backend, PrepareContext, Session
+
+OPTIMIZATION_LEVEL = "ORT_ENABLE_ALL"
+
+
+class OnnxRuntimeSession(Session):
+    def __init__(self, session, images: np.ndarray, num_classes: int) -> None:
+        import onnxruntime as ort
+
+        self.session = session
+        self._version = ort.__version__
+        self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self._out = np.empty((images.shape[0], num_classes), dtype=np.float32)
+        self.binding = session.io_binding()
+        self.binding.bind_cpu_input(INPUT_NAME, self.images)
+        self.binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._out))
+        self._run = session.run_with_iobinding
+
+    def run(self) -> None:
+        self._run(self.binding)
+
+    def output(self) -> np.ndarray:
+        return self._out
+
+    def describe(self) -> dict:
+        options = self.session.get_session_options()
+        return {
+            "precision_effective": "fp32",  # the exported model is fp32 and the CPU provider keeps it so
+            "device": "cpu",
+            "threads": options.intra_op_num_threads,
+            "providers": self.session.get_providers(),
+            "graph_optimization_level": OPTIMIZATION_LEVEL,
+            "versions": {"onnxruntime": self._version},
+        }
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    module = "onnxruntime"
+    distribution = "onnxruntime"
+    precisions = ("fp32", "auto")
+
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+        import onnxruntime as ort
+
+        artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
+        context.artifact = artifact.describe()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = case.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVEL)
+        session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+        return OnnxRuntimeSession(session, images, model.num_classes)

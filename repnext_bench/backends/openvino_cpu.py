@@ -1,0 +1,94 @@
+"""OpenVINO on the CPU: LATENCY hint with one synchronous request, or THROUGHPUT hint with an
+asynchronous request queue. The precision it really used is read back from the compiled model."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..cases import Case
+from ..export import export_onnx
+from ..measure.timing import TimingPlan
+from . import Backend, CaseSkipped, PrepareContext, Session
+
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+
+
+class OpenVinoSession(Session):
+    def __init__(self, compiled, images: np.ndarray, hint: str) -> None:
+        import openvino as ov
+
+        self._ov = ov
+        self.compiled = compiled
+        self.hint = hint
+        self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.request = compiled.create_infer_request()
+        self.request.set_input_tensor(ov.Tensor(self.images, shared_memory=True))
+        self._infer = self.request.infer
+
+    def run(self) -> None:
+        self._infer(share_outputs=True)
+
+    def output(self) -> np.ndarray:
+        return np.asarray(self.request.get_output_tensor().data, dtype=np.float32)
+
+    def describe(self) -> dict:
+        get = self.compiled.get_property
+        precision = get("INFERENCE_PRECISION_HINT").get_type_name()
+        return {
+            "precision_effective": _NAMES.get(precision, precision),
+            "device": "cpu",
+            "device_name": self._ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
+            "threads": int(get("INFERENCE_NUM_THREADS")),
+            "streams": int(get("NUM_STREAMS")),
+            "performance_hint": self.hint,
+            "versions": {"openvino": self._ov.get_version()},
+        }
+
+    def throughput(self, plan: TimingPlan) -> tuple[int, float, dict]:
+        """An asynchronous queue of the compiled model's optimal number of requests, kept full."""
+        requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        queue = self._ov.AsyncInferQueue(self.compiled, requests)
+        for request in queue:
+            request.set_input_tensor(self._ov.Tensor(self.images, shared_memory=True))
+
+        def keep_full(min_s: float, min_count: int) -> tuple[int, float]:
+            start, started = time.perf_counter(), 0
+            while started < min_count or time.perf_counter() - start < min_s or started % requests:
+                queue.start_async()
+                started += 1
+            queue.wait_all()
+            return started, time.perf_counter() - start
+
+        keep_full(plan.warmup_s, max(plan.warmup_iters, requests))
+        completed, wall = keep_full(plan.min_duration_s, max(plan.min_iters, requests))
+        return completed, wall, {"streams": int(self.compiled.get_property("NUM_STREAMS")), "requests": requests}
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    module = "openvino"
+    distribution = "openvino"
+    precisions = ("fp32", "bf16", "fp16", "auto")
+
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+        import openvino as ov
+
+        core = ov.Core()
+        if case.precision in _CAPABILITY:
+            capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            if _CAPABILITY[case.precision] not in capabilities:
+                raise CaseSkipped(f"this CPU has no {case.precision} support in OpenVINO "
+                                  f"(capabilities: {', '.join(capabilities)})")
+        artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
+        context.artifact = artifact.describe()
+        network = core.read_model(str(artifact.path))
+        network.reshape({network.inputs[0]: list(images.shape)})  # static shape, as benchmark_app -shape
+        hint = "LATENCY" if case.mode == "latency" else "THROUGHPUT"
+        config = {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": case.threads}
+        if case.precision in _HINTS:
+            config["INFERENCE_PRECISION_HINT"] = _HINTS[case.precision]
+        compiled = core.compile_model(network, "CPU", config)
+        return OpenVinoSession(compiled, images, hint)

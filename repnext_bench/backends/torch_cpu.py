@@ -1,0 +1,66 @@
+"""PyTorch eager on the CPU: inference mode, optional channels-last and torch.compile."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cases import Case
+from . import Backend, PrepareContext, Session
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "auto": "float32"}
+
+
+class TorchSession(Session):
+    def __init__(self, model, images, options: dict) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = model
+        self.images = images
+        self.options = options
+        self._mode = torch.inference_mode()
+        self._mode.__enter__()  # held for the session's life, not entered per call
+        self._out = None
+
+    def run(self) -> None:
+        self._out = self.model(self.images)
+
+    def output(self) -> np.ndarray:
+        return self._out.float().numpy()
+
+    def describe(self) -> dict:
+        torch = self._torch
+        dtype = next(self.model.parameters()).dtype
+        return {
+            "precision_effective": {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+            "channels_last": bool(self.options.get("channels_last")),
+            "compiled": bool(self.options.get("compile")),
+            "versions": {"torch": torch.__version__},
+        }
+
+    def close(self) -> None:
+        self._mode.__exit__(None, None, None)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    module = "torch"
+    distribution = "torch"
+    # fp16 convolutions on the CPU fall back to slow reference kernels in PyTorch
+    precisions = ("fp32", "bf16", "auto")
+
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+        import torch
+
+        options = dict(case.options)
+        dtype = getattr(torch, _DTYPES[case.precision])
+        torch.set_num_threads(case.threads)
+        model = model.to(dtype).eval()
+        x = torch.from_numpy(images).to(dtype)
+        if options.get("channels_last"):
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        if options.get("compile"):
+            model = torch.compile(model)
+        return TorchSession(model, x, options)

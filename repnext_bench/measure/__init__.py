@@ -1,0 +1,1 @@
+"""Timing loop, statistics and memory of one case."""

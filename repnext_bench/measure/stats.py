@@ -1,0 +1,52 @@
+"""Statistics of latency samples, in the units they are given in."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+PERCENTILE_METHOD = "linear interpolation between order statistics (Hyndman-Fan type 7, numpy 'linear')"
+NOISY_IQR_RATIO = 0.10  # a case whose IQR exceeds 10% of its median is flagged noisy
+_Z95 = 1.959963984540054
+
+
+def median_ci95(sorted_samples: np.ndarray) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median, from order statistics.
+
+    The ranks are n/2 -+ 1.96 sqrt(n)/2 (normal approximation to the binomial), widened
+    to the nearest order statistics; with very few samples it is the whole range.
+    """
+    n = len(sorted_samples)
+    half_width = _Z95 * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half_width) - 1)
+    high = min(n - 1, math.ceil(n / 2 + half_width))
+    return float(sorted_samples[low]), float(sorted_samples[high])
+
+
+def summarize(samples: Sequence[float]) -> dict:
+    """n, min, p50, mean, p90, p95, p99, max, std, cv, iqr, the 95% CI of the median, and a noise flag."""
+    if len(samples) == 0:
+        raise ValueError("no samples to summarize")
+    data = np.sort(np.asarray(samples, dtype=np.float64))
+    p25, p50, p75, p90, p95, p99 = np.percentile(data, [25, 50, 75, 90, 95, 99], method="linear")
+    mean = float(data.mean())
+    std = float(data.std(ddof=1)) if len(data) > 1 else 0.0
+    iqr = float(p75 - p25)
+    low, high = median_ci95(data)
+    return {
+        "n": int(len(data)),
+        "min": float(data[0]),
+        "p50": float(p50),
+        "mean": mean,
+        "p90": float(p90),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(data[-1]),
+        "std": std,
+        "cv": std / mean if mean > 0 else 0.0,
+        "iqr": iqr,
+        "ci95_median": [low, high],
+        "percentile_method": PERCENTILE_METHOD,
+        "noisy": bool(p50 > 0 and iqr / p50 > NOISY_IQR_RATIO),
+    }

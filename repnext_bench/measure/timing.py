@@ -1,0 +1,50 @@
+"""The timing loop: warm up by time and count, then measure until both a minimum duration
+and a minimum number of iterations are reached. The timed region is the bare call."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    warmup_s: float = 0.5
+    warmup_iters: int = 3
+    min_duration_s: float = 1.0
+    min_iters: int = 10
+    max_duration_s: float = 60.0  # a hard stop for very slow cases, whatever min_iters says
+
+    def __post_init__(self) -> None:
+        if min(self.warmup_s, self.min_duration_s) < 0 or min(self.warmup_iters, self.min_iters) < 0:
+            raise ValueError("warm-up and measuring limits must not be negative")
+        if self.min_iters < 1 and self.min_duration_s <= 0:
+            raise ValueError("measure at least one iteration or for some time")
+
+
+def warm_up(run: Callable[[], object], plan: TimingPlan) -> int:
+    """Run until both the warm-up time and count are reached; returns the count."""
+    clock = time.perf_counter
+    start, count = clock(), 0
+    while count < plan.warmup_iters or clock() - start < plan.warmup_s:
+        run()
+        count += 1
+    return count
+
+
+def measure(run: Callable[[], object], plan: TimingPlan) -> tuple[list[float], float]:
+    """Per-iteration latencies in milliseconds, and the wall time of the whole loop in seconds."""
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    append = samples.append
+    min_ns = int(plan.min_duration_s * 1e9)
+    max_ns = int(plan.max_duration_s * 1e9)
+    start = clock()
+    elapsed = 0
+    while (len(samples) < plan.min_iters or elapsed < min_ns) and (elapsed < max_ns or not samples):
+        t0 = clock()
+        run()
+        t1 = clock()
+        append(t1 - t0)
+        elapsed = t1 - start
+    return [s / 1e6 for s in samples], elapsed / 1e9

@@ -1,0 +1,64 @@
+"""The JSON report: its layout (``SCHEMA_VERSION``), atomic writing and checked reading.
+
+Tools outside the project read these files, so the names are stable:
+top level ``schema_version``, ``tool``, ``created``, ``environment``, ``config``, ``results``;
+each result has ``case``, ``status``, ``error``, ``latency_ms``, ``throughput_ips``,
+``precision_effective``, ``parity``, ``memory``, ``cold_start``, ``model``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped", "unavailable")
+TOP_LEVEL = ("schema_version", "tool", "created", "environment", "config", "results")
+
+
+class ReportError(ValueError):
+    """A file is not a report this version can read."""
+
+
+def new_report(environment: dict, config: dict) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "repnext-bench", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment,
+        "config": config,
+        "results": [],
+    }
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(report, stream, indent=1)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_report(path: Path) -> dict:
+    """A report from disk, checked enough that later code can rely on its layout."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ReportError(f"{path}: no such file") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not a JSON report ({exc})") from exc
+    if not isinstance(data, dict) or any(key not in data for key in TOP_LEVEL):
+        raise ReportError(f"{path}: not a repnext-bench report (needs {', '.join(TOP_LEVEL)})")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ReportError(f"{path}: schema version {data['schema_version']!r}; this version reads {SCHEMA_VERSION}")
+    return data

@@ -1,0 +1,179 @@
+"""One case, measured in its own process: build the model, compute the reference output,
+load it into the backend, cold start, warm up, measure, check parity.
+
+The parent (sweep.py) starts this in a fresh spawned process per case, so a crash, hang or
+out-of-memory in a runtime is that case's failure only.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import resource
+import signal
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case
+from .measure.memory import current_rss_mb, peak_rss_mb, reset_peak
+from .measure.parity import parity
+from .measure.stats import summarize
+from .measure.timing import TimingPlan, measure, warm_up
+
+FAULT_ENV = "REPNEXT_BENCH_FAULT"  # test hook: segfault, hang, oom, killed or error, each optionally @VARIANT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs besides its case; plain data, so it crosses the process boundary."""
+
+    plan: TimingPlan
+    opset: int = 17
+    cache_dir: str | None = None
+    use_cache: bool = True
+    checkpoint: str | None = None
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        return cls(**{**data, "plan": TimingPlan(**data["plan"])})
+
+
+def _inject_fault(case: Case) -> None:
+    """Fail on purpose where ``REPNEXT_BENCH_FAULT`` asks (e.g. ``segfault@M0,hang@M1``): how the
+    tests prove that a crash, hang or out-of-memory costs one case and not the sweep."""
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        kind, _, target = item.strip().partition("@")
+        if not target or target.upper() == case.variant.upper():
+            _fail(kind)
+
+
+def _fail(kind: str) -> None:
+    if kind == "segfault":
+        ctypes.string_at(0)
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "oom":
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), hard))
+        try:
+            np.ones(1 << 32)  # 32 GiB: more than the limit and than this machine
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    elif kind == "error":
+        raise RuntimeError("injected failure")
+
+
+def _base_result(case: Case) -> dict:
+    return {"case": case.to_dict(), "status": "failed", "error": None, "latency_ms": None, "throughput_ips": None,
+            "concurrency": None, "precision_effective": None, "parity": None, "memory": None,
+            "cold_start": None, "model": None, "backend": None, "samples_ms": None}
+
+
+def measure_case(case: Case, settings: Settings) -> dict:
+    import torch
+
+    from .backends import CaseSkipped, PrepareContext, get_backend
+    from .export import ExportCache, weights_hash
+    from .models import convert, create_model, load_checkpoint
+    from .models.counting import count
+
+    result = _base_result(case)
+    backend = get_backend(case.backend)
+    torch.set_num_threads(case.threads)
+    torch.manual_seed(settings.seed)
+    reference = create_model(case.variant, "train")
+    if settings.checkpoint:
+        load_checkpoint(reference, settings.checkpoint)
+    images = np.random.default_rng(settings.seed).standard_normal(
+        (case.batch, 3, case.resolution, case.resolution), dtype=np.float32)
+    with torch.inference_mode():
+        expected = reference(torch.from_numpy(images)).numpy()
+    model = convert(reference, case.form)
+    del reference
+    counts = count(model, case.resolution, batch=1)
+    result["model"] = {"params": counts.params, "macs": counts.macs, "form": model.form}
+    _inject_fault(case)
+
+    cache = ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
+    context = PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model))
+    gc.collect()
+    peak_reset = reset_peak()
+    rss_before = current_rss_mb()
+    start = time.perf_counter()
+    try:
+        session = backend.prepare(model, case, images, context)
+    except CaseSkipped as skip:
+        cache.close()
+        return {**result, "status": "skipped", "error": str(skip)}
+    prepare_s = time.perf_counter() - start
+    rss_loaded = current_rss_mb()
+    try:
+        first_start = time.perf_counter_ns()
+        session.run()
+        first_ms = (time.perf_counter_ns() - first_start) / 1e6
+        plan = settings.plan
+        if case.mode == "latency":
+            warm_up(session.run, plan)
+            samples, wall = measure(session.run, plan)
+            completed, concurrency = len(samples), {"streams": 1, "requests": 1}
+        else:
+            completed, wall, concurrency = session.throughput(plan)
+            samples = []
+        output = session.output()
+        description = session.describe()
+    finally:
+        session.close()
+        cache.close()
+    export_s = (context.artifact or {}).get("export_s", 0.0)
+    result.update(
+        status="ok",
+        latency_ms=summarize(samples) if samples else None,
+        samples_ms=[round(s, 6) for s in samples],
+        throughput_ips=case.batch * completed / wall,
+        concurrency={**concurrency, "completed": completed, "wall_s": wall},
+        precision_effective=description["precision_effective"],
+        parity=parity(output, expected),
+        backend=description,
+        memory={
+            "peak_rss_mb": peak_rss_mb(),
+            "peak_scope": "from model load" if peak_reset else "whole worker",
+            "rss_before_load_mb": rss_before,
+            "rss_after_load_mb": rss_loaded,
+            "load_added_mb": rss_loaded - rss_before,
+            "artifact_bytes": (context.artifact or {}).get("size_bytes"),
+        },
+        cold_start={
+            "export_s": export_s,
+            "export_cache_hit": (context.artifact or {}).get("cache_hit"),
+            "load_s": prepare_s - export_s,
+            "first_inference_ms": first_ms,
+        },
+        artifact=context.artifact,
+    )
+    return result
+
+
+def worker_main(case_data: dict, settings_data: dict, connection) -> None:
+    """Process entry point: measure one case and send its result record to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    case = Case.from_dict(case_data)
+    try:
+        result = measure_case(case, Settings.from_dict(settings_data))
+    except MemoryError as exc:
+        result = {**_base_result(case), "error": f"out of memory ({exc or 'MemoryError'})"}
+    except Exception as exc:  # the case failed; the sweep goes on
+        detail = traceback.format_exc(limit=-3)
+        result = {**_base_result(case), "error": f"{type(exc).__name__}: {exc}", "traceback": detail}
+    connection.send(result)
+    connection.close()

@@ -1,0 +1,60 @@
+"""A worker that crashes, hangs or runs out of memory costs its own case, not the sweep;
+Ctrl-C keeps every finished case in a valid report."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from repnext_bench.cases import expand
+from repnext_bench.measure.timing import TimingPlan
+from repnext_bench.report.schema import read_report
+from repnext_bench.sweep import run_cases
+from repnext_bench.worker import FAULT_ENV, Settings
+
+PLAN = TimingPlan(warmup_s=0, warmup_iters=1, min_duration_s=0, min_iters=3)
+
+
+def test_crash_hang_and_oom_are_recorded_and_the_sweep_goes_on(monkeypatch, tmp_path):
+    monkeypatch.setenv(FAULT_ENV, "segfault@M0,hang@M1,oom@M2,killed@M3")
+    cases = expand(["M0", "M1", "M2", "M3", "M0E"], ["fused"], [("torch", "cpu")], ["fp32"], [1], [64], [1],
+                   ["latency"])
+    results = list(run_cases(cases, Settings(PLAN, cache_dir=str(tmp_path)), time_limit_s=20))
+    by_variant = {r["case"]["variant"]: r for r in results}
+    assert [r["status"] for r in results] == ["failed"] * 4 + ["ok"]
+    assert "segmentation fault (SIGSEGV)" in by_variant["M0"]["error"]
+    assert "time limit of 20 s" in by_variant["M1"]["error"]
+    assert by_variant["M2"]["error"].startswith("out of memory")
+    assert "SIGKILL" in by_variant["M3"]["error"] and "out-of-memory" in by_variant["M3"]["error"]
+    assert by_variant["M0E"]["latency_ms"]["n"] == 3
+
+
+def test_an_exception_in_a_case_is_its_error(monkeypatch, tmp_path):
+    monkeypatch.setenv(FAULT_ENV, "error")
+    case = expand(["M0"], ["train"], [("onnxruntime", "cpu")], ["fp32"], [1], [64], [1], ["latency"])
+    (result,) = run_cases(case, Settings(PLAN, cache_dir=str(tmp_path)), time_limit_s=60)
+    assert result["status"] == "failed" and result["error"] == "RuntimeError: injected failure"
+    assert "_fail" in result["traceback"]
+
+
+def test_ctrl_c_keeps_the_finished_cases(tmp_path):
+    path = tmp_path / "interrupted.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "repnext_bench", "run", "--variants", "all", "--backend", "torch", "--resolution", "64",
+         "--duration", "0.05", "--min-iters", "3", "--output", str(path), "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if path.exists() and json.loads(path.read_text())["sweep"]["finished"] >= 1:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    report = read_report(path)
+    assert report["sweep"]["interrupted"] is True
+    assert 1 <= report["sweep"]["finished"] == len(report["results"]) < 18
+    assert all(r["status"] == "ok" for r in report["results"])
+    assert "interrupted" in err and "Traceback" not in err

@@ -1,0 +1,193 @@
+"""`repnext-bench run` end to end with real backends at small sizes: the report's fields,
+the consistency of its numbers, and the options it refuses."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repnext_bench.cli import main
+from repnext_bench.report.schema import read_report
+
+FAST = ["--resolution", "64", "--duration", "0.05", "--min-iters", "5", "--warmup", "0.02"]
+CONTRACT_CASE = {"variant", "form", "backend", "device", "precision", "batch", "resolution", "threads", "mode"}
+CONTRACT_RESULT = {"case", "status", "error", "latency_ms", "throughput_ips", "precision_effective", "parity",
+                   "memory", "cold_start", "model"}
+
+
+def run_cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "repnext_bench", "run", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """2 variants x 2 forms x 2 backends, one real sweep shared by the tests below."""
+    folder = tmp_path_factory.mktemp("sweep")
+    path = folder / "report.json"
+    result = run_cli("--variants", "m0,m0e", "--backend", "torch,onnxruntime", "--batch", "2", *FAST,
+                     "--output", str(path), "--cache-dir", str(folder / "cache"))
+    assert result.returncode == 0, result.stderr
+    return read_report(path), result
+
+
+def test_report_follows_the_contract(sweep):
+    report, _ = sweep
+    assert report["schema_version"] == 1 and report["tool"]["name"] == "repnext-bench"
+    assert report["sweep"] == {"planned": 8, "finished": 8, "interrupted": False}
+    env = report["environment"]
+    assert env["cpu"]["model"] and env["python"] and "torch" in env["libraries"] and "onnxruntime" in env["libraries"]
+    assert env["command"].startswith("repnext-bench run --variants m0,m0e --backend torch,onnxruntime")
+    assert report["config"]["variants"] == ["M0", "M0E"]
+    seen = set()
+    for result in report["results"]:
+        assert CONTRACT_RESULT <= set(result) and CONTRACT_CASE <= set(result["case"])
+        assert result["status"] == "ok", result["error"]
+        case = result["case"]
+        seen.add((case["variant"], case["form"], case["backend"]))
+        assert case["device"] == "cpu" and case["batch"] == 2 and case["resolution"] == 64
+    assert len(seen) == 8
+
+
+def test_numbers_are_consistent(sweep):
+    report, _ = sweep
+    for result in report["results"]:
+        latency, samples = result["latency_ms"], result["samples_ms"]
+        assert latency["n"] == len(samples) >= 5
+        assert latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+        assert latency["min"] == pytest.approx(min(samples), abs=1e-5)
+        assert latency["max"] == pytest.approx(max(samples), abs=1e-5)
+        assert latency["ci95_median"][0] <= latency["p50"] <= latency["ci95_median"][1]
+        run = result["concurrency"]
+        assert run["completed"] == len(samples) and run["requests"] == 1
+        assert result["throughput_ips"] == pytest.approx(2 * run["completed"] / run["wall_s"])
+        # the wall time of the loop covers the timed calls, and not by much more
+        assert sum(samples) / 1e3 <= run["wall_s"] < sum(samples) / 1e3 * 1.5 + 0.01
+        assert result["precision_effective"] == "fp32"
+        assert result["parity"]["rel_l2"] < 1e-5 and result["parity"]["top1_agree"] == 1.0
+        memory = result["memory"]
+        assert memory["peak_rss_mb"] >= memory["rss_after_load_mb"] > 0
+        assert math.isclose(memory["load_added_mb"], memory["rss_after_load_mb"] - memory["rss_before_load_mb"])
+        assert result["cold_start"]["first_inference_ms"] > 0 and result["cold_start"]["load_s"] >= 0
+        assert result["model"]["params"] > 0 and result["model"]["macs"] > 0
+
+
+def test_backends_record_what_ran(sweep):
+    report, _ = sweep
+    for result in report["results"]:
+        backend = result["backend"]
+        if result["case"]["backend"] == "onnxruntime":
+            assert backend["providers"] == ["CPUExecutionProvider"]
+            assert backend["graph_optimization_level"] == "ORT_ENABLE_ALL"
+            assert result["memory"]["artifact_bytes"] > 100_000
+            assert result["cold_start"]["export_cache_hit"] in (True, False)
+        else:
+            assert backend["versions"]["torch"] and result["memory"]["artifact_bytes"] is None
+        assert backend["threads"] == result["case"]["threads"]
+
+
+def test_fused_model_counts_come_from_the_fused_form(sweep):
+    report, _ = sweep
+    params = {(r["case"]["variant"], r["case"]["form"]): r["model"]["params"] for r in report["results"]}
+    assert params[("M0", "fused")] == 2_328_080 and params[("M0", "train")] == 2_716_480
+
+
+def test_table_and_live_lines(sweep):
+    _, completed = sweep
+    assert "fused" in completed.stdout and "speedup" in completed.stdout and "report:" in completed.stdout
+    assert completed.stderr.count("ok M0 ") == completed.stderr.count("ok M0E ") == 4  # a live line per case
+
+
+def test_export_cache_is_reused(sweep, tmp_path):
+    report, _ = sweep
+    cache = Path(report["config"]["settings"]["cache_dir"])
+    assert len(list((cache / "onnx").glob("*/model.onnx"))) == 4  # 2 variants x 2 forms
+    path = tmp_path / "again.json"
+    again = run_cli("--variants", "m0", "--backend", "onnxruntime", "--forms", "fused", "--batch", "2", *FAST,
+                    "--output", str(path), "--cache-dir", str(cache), "--quiet")
+    assert again.returncode == 0 and again.stdout.strip() == str(path)
+    result = read_report(path)["results"][0]
+    assert result["cold_start"]["export_cache_hit"] is True and result["cold_start"]["export_s"] == 0
+
+
+def test_openvino_reads_back_the_precision_it_used(tmp_path):
+    path = tmp_path / "ov.json"
+    result = run_cli("--variants", "m0", "--forms", "fused", "--backend", "openvino", "--precision", "fp32,auto",
+                     *FAST, "--output", str(path), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    by_precision = {r["case"]["precision"]: r for r in read_report(path)["results"]}
+    fp32, auto = by_precision["fp32"], by_precision["auto"]
+    assert fp32["precision_effective"] == "fp32" and fp32["parity"]["rel_l2"] < 1e-5
+    assert fp32["backend"]["performance_hint"] == "LATENCY"
+    # with no hint the runtime chooses; whatever it chose is what the report says, checked by the error
+    assert auto["precision_effective"] in ("fp32", "bf16", "fp16")
+    if auto["precision_effective"] == "bf16":
+        assert 1e-4 < auto["parity"]["rel_l2"] < 0.1
+    else:
+        assert auto["parity"]["rel_l2"] < 1e-5
+
+
+def test_openvino_throughput_mode_keeps_a_queue(tmp_path):
+    path = tmp_path / "tp.json"
+    result = run_cli("--variants", "m0", "--forms", "fused", "--backend", "openvino", "--mode", "throughput",
+                     *FAST, "--output", str(path), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    record = read_report(path)["results"][0]
+    run = record["concurrency"]
+    assert record["backend"]["performance_hint"] == "THROUGHPUT"
+    assert run["requests"] >= 1 and run["streams"] >= 1 and run["completed"] % run["requests"] == 0
+    assert record["throughput_ips"] == pytest.approx(run["completed"] / run["wall_s"])
+    assert record["latency_ms"] is None
+
+
+def test_unsupported_and_reserved_cases_need_no_worker(tmp_path, capsys):
+    path = tmp_path / "skip.json"
+    code = main(["run", "--variants", "m0", "--backend", "torch,onnxruntime,tensorrt", "--precision", "fp16,bf16",
+                 "--forms", "fused", "--output", str(path)])
+    results = read_report(path)["results"]
+    status = {(r["case"]["backend"], r["case"]["precision"]): (r["status"], r["error"]) for r in results}
+    assert status[("torch", "fp16")][0] == "skipped" and "supports fp32, bf16, auto" in status[("torch", "fp16")][1]
+    assert status[("onnxruntime", "bf16")][0] == "skipped"
+    assert status[("tensorrt", "fp16")][0] == "unavailable" and "reserved" in status[("tensorrt", "fp16")][1]
+    assert status[("torch", "bf16")][0] in ("ok", "skipped")  # bf16 runs where the CPU has it
+    assert code == 0
+    assert "reserved" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch", "0"], "--batch '0' is not valid"),
+    (["--batch", "one"], "--batch 'one' is not valid"),
+    (["--resolution", "100"], "--resolution '100' is not valid: use positive multiples of 32"),
+    (["--backend", "tflite"], "--backend 'tflite' is not valid: choose from torch, onnxruntime, openvino, cuda"),
+    (["--precision", "int8"], "--precision 'int8' is not valid"),
+    (["--mode", "both"], "--mode 'both' is not valid: choose from latency, throughput"),
+    (["--forms", "half"], "--forms 'half' is not valid"),
+    (["--variants", "m9"], "unknown variant 'm9'"),
+    (["--threads", "0"], "--threads '0' is not valid"),
+    (["--duration", "-1"], "--duration and --warmup must be >= 0"),
+    (["--checkpoint", "/nonexistent.pth", "--variants", "m0"], "no checkpoint file at /nonexistent.pth"),
+    (["--checkpoint", "/nonexistent.pth"], "select exactly one variant, not 6"),
+    (["--output", "/proc/forbidden/report.json"], "cannot write there"),
+])
+def test_bad_options_are_one_line_and_exit_2(capsys, args, message):
+    assert main(["run", *args]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_backends_and_env_commands(capsys):
+    assert main(["backends", "--json"]) == 0
+    infos = {b["name"]: b for b in json.loads(capsys.readouterr().out)}
+    assert infos["onnxruntime"]["available"] and infos["onnxruntime"]["version"]
+    assert infos["openvino"]["available"] and infos["torch"]["devices"] == ["cpu"]
+    assert not infos["tensorrt"]["available"] and "reserved" in infos["tensorrt"]["reason"]
+    assert main(["env", "--json"]) == 0
+    env = json.loads(capsys.readouterr().out)
+    assert env["cpu"]["logical_cores"] >= 1 and env["command"] == "repnext-bench env --json"
+    assert set(env["cpu"]["features"]) <= {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                                           "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "neon", "asimd"}

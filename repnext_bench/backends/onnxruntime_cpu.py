@@ -48,14 +48,23 @@ class OnnxRuntimeBackend(Backend):
     precisions = ("fp32", "auto")
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
-        import onnxruntime as ort
-
         artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
         context.artifact = artifact.describe()
+        return self.load(str(artifact.path), case.threads, images, model.num_classes)
+
+    @staticmethod
+    def load(path: str, threads: int, images: np.ndarray, num_classes: int,
+             profile_prefix: str | None = None) -> OnnxRuntimeSession:
+        """A session on an ONNX file, set up as every case is (optionally with ORT's profiler on)."""
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = case.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVEL)
-        session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
-        return OnnxRuntimeSession(session, images, model.num_classes)
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return OnnxRuntimeSession(session, images, num_classes)

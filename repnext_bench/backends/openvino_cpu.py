@@ -86,9 +86,15 @@ class OpenVinoBackend(Backend):
         context.artifact = artifact.describe()
         network = core.read_model(str(artifact.path))
         network.reshape({network.inputs[0]: list(images.shape)})  # static shape, as benchmark_app -shape
-        hint = "LATENCY" if case.mode == "latency" else "THROUGHPUT"
-        config = {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": case.threads}
-        if case.precision in _HINTS:
-            config["INFERENCE_PRECISION_HINT"] = _HINTS[case.precision]
+        config = compile_config(case)
         compiled = core.compile_model(network, "CPU", config)
-        return OpenVinoSession(compiled, images, hint)
+        return OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"])
+
+
+def compile_config(case: Case) -> dict[str, str]:
+    """The CPU properties a case compiles with (also what benchmark_app is given to compare)."""
+    config = {"PERFORMANCE_HINT": "LATENCY" if case.mode == "latency" else "THROUGHPUT",
+              "INFERENCE_NUM_THREADS": str(case.threads)}
+    if case.precision in _HINTS:
+        config["INFERENCE_PRECISION_HINT"] = _HINTS[case.precision]
+    return config

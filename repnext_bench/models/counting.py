@@ -2,11 +2,9 @@
 
 MACs count the multiplications of convolutions and linear layers (the convention of the
 paper and of fvcore/thop); BatchNorm, GELU, additions and the pooling are not counted.
-The forward pass runs on the meta device, so counting costs no compute.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -35,23 +33,26 @@ def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
 
 @torch.no_grad()
 def count(model: nn.Module, resolution: int | tuple[int, int] = 224, batch: int = 1) -> Counts:
-    """Parameters and MACs of ``model`` for a ``batch`` of 3-channel images of ``resolution``."""
+    """Parameters and MACs of ``model`` for a ``batch`` of 3-channel images of ``resolution``.
+
+    One image goes through the model with hooks on every conv and linear layer (on the meta
+    device when the model is there); MACs grow linearly with the batch.
+    """
     height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
-    on_meta = all(p.is_meta for p in model.parameters())
-    meta = model if on_meta else copy.deepcopy(model).to("meta")
-    was_training = meta.training
-    meta.eval()
+    parameter = next(model.parameters())
     per_module: dict[str, int] = {}
     handles = []
-    for name, module in meta.named_modules():
+    for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             def hook(mod, _inputs, output, name=name):
-                per_module[name] = per_module.get(name, 0) + _layer_macs(mod, output)
+                per_module[name] = per_module.get(name, 0) + batch * _layer_macs(mod, output)
             handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
     try:
-        meta(torch.empty(batch, 3, height, width, device="meta"))
+        model(torch.zeros(1, 3, height, width, device=parameter.device, dtype=parameter.dtype))
     finally:
         for handle in handles:
             handle.remove()
-        meta.train(was_training)
+        model.train(was_training)
     return Counts(params=count_params(model), macs=sum(per_module.values()), per_module_macs=per_module)

@@ -8,6 +8,7 @@ from ..export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from . import Backend, PrepareContext, Session
 
 OPTIMIZATION_LEVEL = "ORT_ENABLE_ALL"
+_ELEMENT_TYPES = {"tensor(float)": "fp32", "tensor(float16)": "fp16", "tensor(bfloat16)": "bf16"}
 
 
 class OnnxRuntimeSession(Session):
@@ -31,8 +32,9 @@ class OnnxRuntimeSession(Session):
 
     def describe(self) -> dict:
         options = self.session.get_session_options()
+        element = self.session.get_outputs()[0].type  # e.g. "tensor(float)": what the graph computes in
         return {
-            "precision_effective": "fp32",  # the exported model is fp32 and the CPU provider keeps it so
+            "precision_effective": _ELEMENT_TYPES.get(element, element),
             "device": "cpu",
             "threads": options.intra_op_num_threads,
             "providers": self.session.get_providers(),

@@ -72,8 +72,10 @@ def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Tabl
                 cv, noisy = f"[yellow]{cv} ![/]", True
         speedup = fused_speedup(result, by_case)
         memory = result.get("memory") or {}
+        options = [name.replace("_", "-") for name, on in (case.get("options") or {}).items() if on]
+        backend = case["backend"] + (f" ({', '.join(options)})" if options else "")
         table.add_row(
-            case["variant"], case["form"], case["backend"], _precision(result), str(case["batch"]),
+            case["variant"], case["form"], backend, _precision(result), str(case["batch"]),
             *(str(case[k]) for k in varying),
             _ms(latency.get("p50")), _ms(latency.get("p90")), _ms(latency.get("p99")), cv,
             f"{result['throughput_ips']:.1f}" if result.get("throughput_ips") else "",

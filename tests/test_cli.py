@@ -68,3 +68,11 @@ def test_bad_input_through_the_real_entry_point():
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "valid variants" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_help_shows_the_computed_defaults(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["run", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    # rich would eat a "[default: ...]" written into a help text as markup
+    assert "the usable cores" in out and "REPNEXT_BENCH_CACHE" in out and "reports/run-" in out

@@ -6,19 +6,20 @@ and usage errors answer at once.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
+
+from . import cli_common as common
+from .cli_profile import profile
+from .cli_common import (ClickException, UsageError, UsageProblem, check_checkpoint, check_writable, console,
+                         default_output, err_console, parse_backends, parse_option, usable_cores)
 
 app = typer.Typer(
     name="repnext-bench",
@@ -27,22 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped into a file or another program, rich would wrap tables at 80 columns; use a width
-# that fits the widest table instead (COLUMNS still wins when set).
-_PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-console = Console(width=_PIPE_WIDTH)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
-_ARGV: list[str] = []  # the arguments of this invocation, recorded in reports
-
-
-# Typer vendors click in recent releases and depends on it in older ones: find its
-# exception classes through a public one rather than importing either click.
-_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-
-
-class UsageProblem(_UsageError):
-    """Bad input from the user: one line on stderr, exit code 2."""
 
 
 def _positive_multiple_of_32(value: int) -> int:
@@ -100,53 +85,6 @@ def variants(
         console.print(f"[yellow]note:[/] {escape(note)}")
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _parse(parser, *args, **kwargs):
-    """Run a parser from cases.py, turning its ValueError into a usage error."""
-    try:
-        return parser(*args, **kwargs)
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from exc
-
-
-def _backends(text: str) -> list[tuple[str, str]]:
-    from .backends import backend_device, backend_names
-    from .cases import parse_choices
-
-    return [(name, backend_device(name)) for name in _parse(parse_choices, text, "--backend", tuple(backend_names()))]
-
-
-def _check_checkpoint(path: Path, variants: list[str]) -> None:
-    if len(variants) != 1:
-        raise UsageProblem(f"--checkpoint holds one variant's weights: select exactly one variant, not {len(variants)}")
-    from .models import CheckpointError, create_model, load_checkpoint
-
-    try:
-        load_checkpoint(create_model(variants[0]), path)
-    except CheckpointError as exc:
-        raise UsageProblem(f"--checkpoint: {exc}") from exc
-
-
-def _default_output() -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / f"run-{stamp}.json"
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageProblem(f"--output {path}: cannot write there ({exc.strerror or exc})") from exc
-
-
 @app.command()
 def run(
     selector: str = typer.Option("m0-m5", "--variants", "-v", help="Which variants: m0-m5, m0,m3, M4, m0e-m2e or all."),
@@ -188,21 +126,21 @@ def run(
         variants = [v.name for v in parse_variants(selector)]
     except VariantError as exc:
         raise UsageProblem(f"--variants: {exc}") from exc
-    backends = _backends(backend)
-    form_list = _parse(parse_choices, forms, "--forms", FORMS)
-    batches = _parse(parse_int_list, batch, "--batch")
-    resolutions = _parse(parse_int_list, resolution, "--resolution", multiple_of=32)
-    thread_list = _parse(parse_int_list, threads, "--threads") if threads else [_usable_cores()]
-    precisions = _parse(parse_choices, precision, "--precision", PRECISIONS)
-    modes = _parse(parse_choices, mode, "--mode", MODES)
+    backends = parse_backends(backend)
+    form_list = parse_option(parse_choices, forms, "--forms", FORMS)
+    batches = parse_option(parse_int_list, batch, "--batch")
+    resolutions = parse_option(parse_int_list, resolution, "--resolution", multiple_of=32)
+    thread_list = parse_option(parse_int_list, threads, "--threads") if threads else [usable_cores()]
+    precisions = parse_option(parse_choices, precision, "--precision", PRECISIONS)
+    modes = parse_option(parse_choices, mode, "--mode", MODES)
     if duration < 0 or warmup < 0 or min_iters < 1 or case_timeout <= 0:
         raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
     if opset < 7:
         raise UsageProblem(f"--opset {opset} is not valid: use 7 or newer (17 is the default)")
     if checkpoint is not None:
-        _check_checkpoint(checkpoint, variants)
-    path = output or _default_output()
-    _check_writable(path)
+        check_checkpoint(checkpoint, variants)
+    path = output or default_output()
+    check_writable(path)
     torch_options = {"channels_last": channels_last, "compile": compile_model}
     cases = expand(variants, form_list, backends, precisions, batches, resolutions, thread_list, modes,
                    backend_options={"torch": {k: v for k, v in torch_options.items() if v}})
@@ -214,7 +152,7 @@ def run(
     config = {"variants": variants, "backends": [b for b, _ in backends], "forms": form_list, "batch": batches,
               "resolution": resolutions, "threads": thread_list, "precision": precisions, "mode": modes,
               "settings": settings.to_dict(), "case_timeout_s": case_timeout, "torch_options": torch_options}
-    report = new_report(fingerprint(["repnext-bench", *_ARGV]), config)
+    report = new_report(fingerprint(["repnext-bench", *common.ARGV]), config)
     show = not (quiet or as_json)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console,
@@ -269,7 +207,7 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
     """The environment fingerprint that every report carries."""
     from .environment import fingerprint
 
-    data = fingerprint(["repnext-bench", *_ARGV])
+    data = fingerprint(["repnext-bench", *common.ARGV])
     if as_json:
         console.out(json.dumps(data, indent=2))
         return
@@ -285,15 +223,17 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
     console.print(table)
 
 
+app.command()(profile)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns usage errors into one line and exit code 2."""
-    global _ARGV
-    _ARGV = list(sys.argv[1:] if argv is None else argv)
+    common.ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=argv, prog_name="repnext-bench", standalone_mode=False)
-    except _ClickException as exc:
+    except ClickException as exc:
         hint = ""
-        if isinstance(exc, _UsageError) and not isinstance(exc, UsageProblem):
+        if isinstance(exc, UsageError) and not isinstance(exc, UsageProblem):
             hint = " (see repnext-bench --help)"
         err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}{hint}", highlight=False, soft_wrap=True)
         return exc.exit_code

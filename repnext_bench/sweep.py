@@ -38,11 +38,14 @@ def _exit_reason(exitcode: int | None) -> str:
     return f"the worker exited with code {exitcode} before sending a result"
 
 
-def run_in_worker(case: Case, settings: Settings, time_limit_s: float) -> dict:
-    """Measure one case in a fresh spawned process; a crash or time-out becomes a failed record."""
+def run_in_worker(case: Case, settings: Settings, time_limit_s: float, job: str = "measure",
+                  job_args: dict | None = None) -> dict:
+    """Measure (or profile) one case in a fresh spawned process; a crash or time-out becomes a
+    failed record."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=worker_main, args=(case.to_dict(), settings.to_dict(), sender), daemon=True)
+    process = context.Process(target=worker_main, daemon=True,
+                              args=(case.to_dict(), settings.to_dict(), sender, job, job_args))
     started = time.monotonic()
     process.start()
     sender.close()

@@ -80,16 +80,14 @@ def _base_result(case: Case) -> dict:
             "cold_start": None, "model": None, "backend": None, "samples_ms": None}
 
 
-def measure_case(case: Case, settings: Settings) -> dict:
+def build_case_model(case: Case, settings: Settings):
+    """(model in the case's form, input images, the PyTorch fp32 train-time output on them,
+    counts of the model) for one case: what both measuring and profiling start from."""
     import torch
 
-    from .backends import CaseSkipped, PrepareContext, get_backend
-    from .export import ExportCache, weights_hash
     from .models import convert, create_model, load_checkpoint
     from .models.counting import count
 
-    result = _base_result(case)
-    backend = get_backend(case.backend)
     torch.set_num_threads(case.threads)
     torch.manual_seed(settings.seed)
     reference = create_model(case.variant, "train")
@@ -101,12 +99,29 @@ def measure_case(case: Case, settings: Settings) -> dict:
         expected = reference(torch.from_numpy(images)).numpy()
     model = convert(reference, case.form)
     del reference
-    counts = count(model, case.resolution, batch=1)
+    return model, images, expected, count(model, case.resolution, batch=1)
+
+
+def export_context(model, settings: Settings):
+    """The export cache and settings a backend prepares with; close its cache when done."""
+    from .backends import PrepareContext
+    from .export import ExportCache, weights_hash
+
+    cache = ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
+    return PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model))
+
+
+def measure_case(case: Case, settings: Settings) -> dict:
+    from .backends import CaseSkipped, get_backend
+
+    result = _base_result(case)
+    backend = get_backend(case.backend)
+    model, images, expected, counts = build_case_model(case, settings)
     result["model"] = {"params": counts.params, "macs": counts.macs, "form": model.form}
     _inject_fault(case)
 
-    cache = ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
-    context = PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model))
+    context = export_context(model, settings)
+    cache = context.cache
     gc.collect()
     peak_reset = reset_peak()
     rss_before = current_rss_mb()
@@ -164,12 +179,20 @@ def measure_case(case: Case, settings: Settings) -> dict:
     return result
 
 
-def worker_main(case_data: dict, settings_data: dict, connection) -> None:
-    """Process entry point: measure one case and send its result record to the parent."""
+def worker_main(case_data: dict, settings_data: dict, connection, job: str = "measure",
+                job_args: dict | None = None) -> None:
+    """Process entry point: measure (or, with ``job="profile"``, profile) one case and send
+    its result record to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     case = Case.from_dict(case_data)
     try:
-        result = measure_case(case, Settings.from_dict(settings_data))
+        settings = Settings.from_dict(settings_data)
+        if job == "profile":
+            from .profiling.run import profile_case
+
+            result = profile_case(case, settings, **(job_args or {}))
+        else:
+            result = measure_case(case, settings)
     except MemoryError as exc:
         result = {**_base_result(case), "error": f"out of memory ({exc or 'MemoryError'})"}
     except Exception as exc:  # the case failed; the sweep goes on

@@ -1,7 +1,6 @@
 """A worker that crashes, hangs or runs out of memory costs its own case, not the sweep;
 Ctrl-C keeps every finished case in a valid report."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -56,8 +56,9 @@ class OnnxRuntimeBackend(Backend):
 
     @staticmethod
     def load(path: str, threads: int, images: np.ndarray, num_classes: int,
-             profile_prefix: str | None = None) -> OnnxRuntimeSession:
-        """A session on an ONNX file, set up as every case is (optionally with ORT's profiler on)."""
+             profile_prefix: str | None = None, optimized_path: str | None = None) -> OnnxRuntimeSession:
+        """A session on an ONNX file, set up as every case is (optionally with ORT's profiler on,
+        and saving the graph as optimized)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -68,5 +69,8 @@ class OnnxRuntimeBackend(Backend):
         if profile_prefix:
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix
+        if optimized_path:
+            options.optimized_model_filepath = optimized_path
+            options.log_severity_level = 3  # not the warning that the saved graph is hardware-specific
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         return OnnxRuntimeSession(session, images, num_classes)

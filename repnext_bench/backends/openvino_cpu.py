@@ -73,7 +73,9 @@ class OpenVinoBackend(Backend):
     distribution = "openvino"
     precisions = ("fp32", "bf16", "fp16", "auto")
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext,
+                extra_config: dict | None = None) -> OpenVinoSession:
+        """Compile for the case (``extra_config`` adds CPU properties, e.g. PERF_COUNT for profiling)."""
         import openvino as ov
 
         core = ov.Core()
@@ -87,7 +89,7 @@ class OpenVinoBackend(Backend):
         network = core.read_model(str(artifact.path))
         network.reshape({network.inputs[0]: list(images.shape)})  # static shape, as benchmark_app -shape
         config = compile_config(case)
-        compiled = core.compile_model(network, "CPU", config)
+        compiled = core.compile_model(network, "CPU", {**config, **(extra_config or {})})
         return OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"])
 
 

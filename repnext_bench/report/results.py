@@ -11,7 +11,7 @@ _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unav
 _VARYING = ("resolution", "threads", "mode")  # shown only when they vary within the sweep
 
 
-def _ms(value: float | None) -> str:
+def format_ms(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
 
 
@@ -32,7 +32,7 @@ def fused_speedup(result: dict, by_case: dict[Case, dict]) -> float | None:
     return result["throughput_ips"] / train["throughput_ips"]
 
 
-def _precision(result: dict) -> str:
+def precision_text(result: dict) -> str:
     asked, got = result["case"]["precision"], result.get("precision_effective")
     if got is None:
         return asked
@@ -46,9 +46,9 @@ def case_line(result: dict) -> str:
     if status != "ok":
         return f"[{_STATUS_STYLE[status]}]{status}[/] {label}: {escape(str(result.get('error')))}"
     latency = result.get("latency_ms")
-    timing = f"p50 {_ms(latency['p50'])} ms, " if latency else ""
+    timing = f"p50 {format_ms(latency['p50'])} ms, " if latency else ""
     return (f"[green]ok[/] {label}: {timing}{result['throughput_ips']:.1f} img/s, "
-            f"{_precision(result)}, rel err {result['parity']['rel_l2']:.1e}")
+            f"{precision_text(result)}, rel err {result['parity']['rel_l2']:.1e}")
 
 
 def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Table:
@@ -75,9 +75,9 @@ def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Tabl
         options = [name.replace("_", "-") for name, on in (case.get("options") or {}).items() if on]
         backend = case["backend"] + (f" ({', '.join(options)})" if options else "")
         table.add_row(
-            case["variant"], case["form"], backend, _precision(result), str(case["batch"]),
+            case["variant"], case["form"], backend, precision_text(result), str(case["batch"]),
             *(str(case[k]) for k in varying),
-            _ms(latency.get("p50")), _ms(latency.get("p90")), _ms(latency.get("p99")), cv,
+            format_ms(latency.get("p50")), format_ms(latency.get("p90")), format_ms(latency.get("p99")), cv,
             f"{result['throughput_ips']:.1f}" if result.get("throughput_ips") else "",
             f"{memory['peak_rss_mb']:.0f} MB" if memory else "",
             f"{result['parity']['rel_l2']:.1e}" if result.get("parity") else "",

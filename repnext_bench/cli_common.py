@@ -1,0 +1,77 @@
+"""What the commands share: the consoles, usage errors and the parsing of common options."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+# Piped into a file or another program, rich would wrap tables at 80 columns; use a width
+# that fits the widest table instead (COLUMNS still wins when set).
+_PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_PIPE_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
+ARGV: list[str] = []  # the arguments of this invocation, recorded in reports (set by cli.main)
+
+
+# Typer vendors click in recent releases and depends on it in older ones: find its
+# exception classes through a public one rather than importing either click.
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class UsageProblem(UsageError):
+    """Bad input from the user: one line on stderr, exit code 2."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def parse_option(parser, *args, **kwargs):
+    """Run a parser from cases.py, turning its ValueError into a usage error."""
+    try:
+        return parser(*args, **kwargs)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def parse_backends(text: str) -> list[tuple[str, str]]:
+    from .backends import backend_device, backend_names
+    from .cases import parse_choices
+
+    return [(name, backend_device(name)) for name in parse_option(parse_choices, text, "--backend", tuple(backend_names()))]
+
+
+def check_checkpoint(path: Path, variants: list[str]) -> None:
+    if len(variants) != 1:
+        raise UsageProblem(f"--checkpoint holds one variant's weights: select exactly one variant, not {len(variants)}")
+    from .models import CheckpointError, create_model, load_checkpoint
+
+    try:
+        load_checkpoint(create_model(variants[0]), path)
+    except CheckpointError as exc:
+        raise UsageProblem(f"--checkpoint: {exc}") from exc
+
+
+def default_output(kind: str = "run") -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{kind}-{stamp}.json"
+
+
+def check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageProblem(f"--output {path}: cannot write there ({exc.strerror or exc})") from exc
+
+

@@ -1,0 +1,60 @@
+"""OpenVINO's per-layer performance counters: real time, layer type and the kernel it chose
+(e.g. ``brgconv_avx512_bf16``), whose suffix tells the precision the layer really ran in."""
+from __future__ import annotations
+
+import re
+import time
+
+from ..backends import PrepareContext
+from ..backends.openvino_cpu import OpenVinoBackend
+from ..cases import Case
+
+_PRECISION = re.compile(r"_(f32|fp32|bf16|f16|fp16|i8|u8|i32|i64)$", re.IGNORECASE)
+_NAMES = {"f32": "fp32", "f16": "fp16"}
+
+
+def kernel_precision(exec_type: str) -> str | None:
+    """``brgconv_avx512_bf16`` -> ``bf16``; None where the kernel name does not say."""
+    found = _PRECISION.search(exec_type)
+    if not found:
+        return None
+    value = found.group(1).lower()
+    return _NAMES.get(value, value)
+
+
+def graph_of(compiled) -> dict[str, tuple[list[str], list[str]]]:
+    """layer name -> (producer names, consumer names) of the compiled (runtime) graph."""
+    graph = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        producers = [port.get_source_output().get_node().get_friendly_name() for port in op.inputs()]
+        consumers = [target.get_node().get_friendly_name()
+                     for output in op.outputs() for target in output.get_target_inputs()]
+        graph[op.get_friendly_name()] = (producers, consumers)
+    return graph
+
+
+def collect(model, case: Case, images, context: PrepareContext, iterations: int) -> dict:
+    session = OpenVinoBackend().prepare(model, case, images, context, extra_config={"PERF_COUNT": True})
+    try:
+        for _ in range(3):
+            session.run()
+        nodes: dict[str, dict] = {}
+        wall_ms = []
+        for _ in range(iterations):
+            start = time.perf_counter_ns()
+            session.run()
+            wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+            for info in session.request.profiling_info:
+                if info.status != info.Status.EXECUTED:
+                    continue  # fused into another layer, or a parameter/result
+                node = nodes.setdefault(info.node_name, {
+                    "name": info.node_name, "op_type": info.node_type, "kernel": info.exec_type,
+                    "precision": kernel_precision(info.exec_type), "shapes": "", "time_ms": 0.0, "calls": 0})
+                node["time_ms"] += info.real_time.total_seconds() * 1e3
+                node["calls"] += 1
+        description = session.describe()
+        graph = graph_of(session.compiled)
+    finally:
+        session.close()
+    return {"nodes": list(nodes.values()), "wall_ms": wall_ms, "runtime_ms": None,
+            "runtime_total": None, "graph": graph, "description": description}

@@ -1,0 +1,99 @@
+"""torch.profiler on the CPU: each aten op called directly inside a module becomes a node
+named ``<module path>/<op>``, with its total CPU time, input shapes and dtype."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+from ..cases import Case
+from ..backends import PrepareContext
+from ..backends.torch_cpu import TorchBackend
+
+_PREFIX = "module::"
+_DTYPES = {"float": "fp32", "c10::BFloat16": "bf16", "c10::Half": "fp16", "double": "fp64"}
+
+
+def _annotate(model):
+    """Hooks that open a ``module::<path>`` profiler range around every module's forward."""
+    from torch.profiler import record_function
+
+    open_ranges: list = []
+
+    def enter(name):
+        def hook(_module, _inputs):
+            scope = record_function(_PREFIX + name)
+            scope.__enter__()
+            open_ranges.append(scope)
+        return hook
+
+    def leave(_module, _inputs, _output):
+        open_ranges.pop().__exit__(None, None, None)
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter(name)))
+        handles.append(module.register_forward_hook(leave))
+    return handles
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Kineto prints a line to the process's stderr at each profiler start and stop."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _precision(dtypes: list[str] | None) -> str | None:
+    """The first tensor dtype among an op's inputs, as fp32/bf16/fp16."""
+    return next((_DTYPES[d] for d in dtypes or [] if d in _DTYPES), None)
+
+
+def collect(model, case: Case, images, context: PrepareContext, iterations: int) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    session = TorchBackend().prepare(model, case, images, context)
+    handles = _annotate(session.model)
+    try:
+        for _ in range(3):
+            session.run()
+        wall_ms = []
+        with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(iterations):
+                start = time.perf_counter_ns()
+                session.run()
+                wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+        description = session.describe()
+    finally:
+        for handle in handles:
+            handle.remove()
+        session.close()
+    nodes: dict[str, dict] = {}
+    runtime_ms = []
+    for event in prof.events():
+        if not event.name.startswith(_PREFIX):
+            continue
+        path = event.name[len(_PREFIX):]
+        if path == "":
+            runtime_ms.append(event.cpu_time_total / 1e3)
+        for child in event.cpu_children:
+            if child.name.startswith(_PREFIX):
+                continue
+            key = f"{path}/{child.name}"
+            node = nodes.setdefault(key, {
+                "name": key, "path": path, "op_type": child.name, "kernel": child.name,
+                "precision": _precision(child.input_dtypes),
+                "shapes": str([s for s in child.input_shapes or [] if s]), "time_ms": 0.0, "calls": 0})
+            node["time_ms"] += child.cpu_time_total / 1e3
+            node["calls"] += 1
+    return {"nodes": list(nodes.values()), "wall_ms": wall_ms, "runtime_ms": runtime_ms,
+            "runtime_total": "time inside the model's forward (the root module's profiler range)",
+            "graph": None, "description": description}

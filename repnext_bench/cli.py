@@ -17,6 +17,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from . import cli_common as common
+from .cli_gate import compare, gate
 from .cli_profile import profile
 from .cli_common import (ClickException, UsageError, UsageProblem, check_checkpoint, check_writable, console,
                          default_output, err_console, parse_backends, parse_option, usable_cores)
@@ -224,6 +225,8 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
 
 
 app.command()(profile)
+app.command()(gate)
+app.command()(compare)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,13 +46,25 @@ class Settings:
         return cls(**{**data, "plan": TimingPlan(**data["plan"])})
 
 
-def _inject_fault(case: Case) -> None:
+def _inject_fault(case: Case, model=None) -> None:
     """Fail on purpose where ``REPNEXT_BENCH_FAULT`` asks (e.g. ``segfault@M0,hang@M1``): how the
-    tests prove that a crash, hang or out-of-memory costs one case and not the sweep."""
+    tests prove that a crash, hang or out-of-memory costs one case and not the sweep, and
+    (``corrupt``) that a wrong model is caught by the parity checks."""
     for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         kind, _, target = item.strip().partition("@")
         if not target or target.upper() == case.variant.upper():
-            _fail(kind)
+            if kind == "corrupt":
+                _corrupt(model)
+            else:
+                _fail(kind)
+
+
+def _corrupt(model) -> None:
+    """Scale the first conv's weights by 1.5: the kind of error a broken fusion makes."""
+    import torch
+
+    with torch.no_grad():
+        next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight.mul_(1.5)
 
 
 def _fail(kind: str) -> None:
@@ -118,7 +130,7 @@ def measure_case(case: Case, settings: Settings) -> dict:
     backend = get_backend(case.backend)
     model, images, expected, counts = build_case_model(case, settings)
     result["model"] = {"params": counts.params, "macs": counts.macs, "form": model.form}
-    _inject_fault(case)
+    _inject_fault(case, model)
 
     context = export_context(model, settings)
     cache = context.cache

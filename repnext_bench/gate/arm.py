@@ -1,0 +1,125 @@
+"""One arm of the gate: a process that loads a case once and then answers timing requests.
+
+Run as ``python -m repnext_bench.gate.arm`` by the gate, possibly with another Python
+environment (another torch, onnxruntime, openvino or repnext-bench). It speaks JSON lines:
+one request per line on stdin, one reply per line on its original stdout (everything else
+the runtimes print goes to stderr). Requests and replies are plain JSON with a protocol
+number, so arms from other versions of this package can take part as long as they speak
+the same protocol; unknown fields are ignored.
+
+    {"op": "hello"}                          -> {"protocol": 1, "version": ..., "libraries": {...}}
+    {"op": "load", "case": {...}, "settings": {...}, "slowdown": 0.05} -> {"ok": true, "backend": {...}}
+    {"op": "calibrate", "block_s": 0.1}      -> {"ok": true, "n": 37}
+    {"op": "sample", "n": 37}                -> {"ok": true, "ms": 2.71}   (mean per inference)
+    {"op": "quit"}
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+PROTOCOL = 1
+_LIBRARIES = ("torch", "onnxruntime", "openvino", "numpy")
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in _LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _pin(threads: int) -> list[int] | None:
+    """Pin this process to the first ``threads`` CPUs it may use: both arms then run on the
+    same CPUs, one at a time."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))[:max(1, threads)]
+    os.sched_setaffinity(0, cpus)
+    return cpus
+
+
+class Arm:
+    def __init__(self) -> None:
+        self.session = None
+        self.slowdown = 0.0  # extra busy work per inference, as a fraction of its own time
+        self.extra_s = 0.0
+
+    def hello(self, _request: dict) -> dict:
+        from .. import __version__
+
+        return {"protocol": PROTOCOL, "version": __version__, "python": platform.python_version(),
+                "executable": sys.executable, "libraries": _versions(), "pid": os.getpid(),
+                "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+
+    def load(self, request: dict) -> dict:
+        from ..backends import get_backend
+        from ..cases import Case
+        from ..measure.timing import warm_up
+        from ..worker import Settings, build_case_model, export_context
+
+        case, settings = Case.from_dict(request["case"]), Settings.from_dict(request["settings"])
+        pinned = _pin(case.threads)
+        model, images, _, _ = build_case_model(case, settings)
+        context = export_context(model, settings)
+        self.session = get_backend(case.backend).prepare(model, case, images, context)
+        context.cache.close()
+        warm_up(self.session.run, settings.plan)
+        self.slowdown = float(request.get("slowdown") or 0.0)
+        return {"ok": True, "backend": self.session.describe(), "pinned_cpus": pinned}
+
+    def calibrate(self, request: dict) -> dict:
+        """How many inferences fill ``block_s``; with a slowdown, its busy time is set from the
+        median inference time measured here."""
+        run, clock = self.session.run, time.perf_counter
+        start, times = clock(), []
+        while not times or clock() - start < request["block_s"]:
+            t0 = clock()
+            run()
+            times.append(clock() - t0)
+        self.extra_s = self.slowdown * sorted(times)[len(times) // 2]
+        return {"ok": True, "n": max(1, round(len(times) / (1 + self.slowdown))), "extra_ms": self.extra_s * 1e3}
+
+    def sample(self, request: dict) -> dict:
+        run, n, extra, clock = self.session.run, int(request["n"]), self.extra_s, time.perf_counter
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            run()
+            if extra:  # a known, injected cost: spin (not sleep) so it costs CPU like real work
+                until = clock() + extra
+                while clock() < until:
+                    pass
+        return {"ok": True, "ms": (time.perf_counter_ns() - start) / 1e6 / n}
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever else is printed (by a runtime, say) must not corrupt the protocol
+    sys.stdout = sys.stderr
+    arm = Arm()
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request.get("op")
+        if op == "quit":
+            break
+        try:
+            handler = getattr(arm, op) if op in ("hello", "load", "calibrate", "sample") else None
+            reply = handler(request) if handler else {"ok": False, "error": f"unknown request {op!r}"}
+        except Exception as exc:  # the gate reports it; the arm stays up for the next request
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=-3)}
+        replies.write(json.dumps(reply) + "\n")
+    if arm.session is not None:
+        arm.session.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Comparing two stored ``run`` reports case by case, from their raw samples.
+
+Two reports come from two jobs: other processes, maybe other machines, and noise that no
+statistic inside one report can see. So the verdict needs a change confidently above a
+threshold wide enough for that (default 10%), and the differences between the two
+environments are listed, since they explain many "regressions".
+"""
+from __future__ import annotations
+
+from ..cases import Case
+from .stats import Thresholds, unpaired_change, verdict
+
+_ENVIRONMENT_KEYS = (("cpu", "model"), ("cpu", "logical_cores"), ("cpu", "usable_cores"), ("memory_gib",), ("os",),
+                     ("python",), ("hostname",))
+P_VALUE = 0.05  # a fail also needs the rank test to reject "same distribution" at this level
+
+
+def case_key(case: dict) -> Case:
+    return Case.from_dict(case)
+
+
+def environment_differences(base: dict, new: dict) -> list[str]:
+    """What differs between two environments (CPU, libraries, Python...), one line each."""
+    lines = []
+    for path in _ENVIRONMENT_KEYS:
+        a, b = base, new
+        for key in path:
+            a, b = (a or {}).get(key), (b or {}).get(key)
+        if a != b:
+            lines.append(f"{'.'.join(path)}: {a} -> {b}")
+    libraries = sorted(set(base.get("libraries", {})) | set(new.get("libraries", {})))
+    for name in libraries:
+        a, b = base.get("libraries", {}).get(name), new.get("libraries", {}).get(name)
+        if a != b:
+            lines.append(f"{name}: {a} -> {b}")
+    return lines
+
+
+def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 0) -> dict:
+    """Match cases, estimate each change with its CI, give each a verdict."""
+    thresholds = Thresholds(fail_above=threshold, ci_above=threshold, pass_below=threshold)
+    base_cases = {case_key(r["case"]): r for r in base["results"]}
+    new_cases = {case_key(r["case"]): r for r in new["results"]}
+    rows, skipped = [], []
+    for key, new_result in new_cases.items():
+        base_result = base_cases.get(key)
+        if base_result is None:
+            continue
+        samples = (base_result.get("samples_ms") or [], new_result.get("samples_ms") or [])
+        if base_result["status"] != "ok" or new_result["status"] != "ok" or min(map(len, samples)) < 2:
+            skipped.append({"case": key.label, "why": f"baseline {base_result['status']}, candidate "
+                                                      f"{new_result['status']}" if min(map(len, samples)) else
+                            "no latency samples (throughput mode?)"})
+            continue
+        estimate = unpaired_change(*samples, seed=seed)
+        outcome, why = verdict(estimate, thresholds)
+        if outcome in ("fail", "improved") and estimate.p_value >= P_VALUE:
+            outcome, why = "inconclusive", f"{why}; but the rank test does not tell them apart (p={estimate.p_value:.2f})"
+        rows.append({"case": key.label, "case_dict": key.to_dict(), "baseline_ms": base_result["latency_ms"]["p50"],
+                     "candidate_ms": new_result["latency_ms"]["p50"], "estimate": estimate.to_dict(),
+                     "verdict": outcome, "why": why})
+    return {
+        "kind": "compare",
+        "thresholds": thresholds.to_dict(),
+        "rows": rows,
+        "only_in_baseline": [k.label for k in base_cases if k not in new_cases],
+        "only_in_candidate": [k.label for k in new_cases if k not in base_cases],
+        "not_compared": skipped,
+        "environment_differences": environment_differences(base["environment"], new["environment"]),
+    }
+
+
+def exit_code(rows: list[dict]) -> int:
+    """0 pass (or improved), 1 any regression, 3 inconclusive and no regression."""
+    verdicts = {row["verdict"] for row in rows}
+    return 1 if "fail" in verdicts else 3 if "inconclusive" in verdicts else 0

@@ -19,6 +19,8 @@ from rich.table import Table
 from . import cli_common as common
 from .cli_gate import compare, gate
 from .cli_profile import profile
+from .cli_report import report
+from .cli_verify import verify
 from .cli_common import (ClickException, UsageError, UsageProblem, check_checkpoint, check_writable, console,
                          default_output, err_console, parse_backends, parse_option, usable_cores)
 
@@ -104,6 +106,8 @@ def run(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights for the one selected variant (random otherwise)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Report path (default: reports/run-<UTC time>.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report JSON instead of the table."),
+    report_format: str = typer.Option("repnext", "--format", help="Layout of the --output file: repnext (the report "
+                                      "contract) or pytest-benchmark (readable by pytest-benchmark compare)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or table; print only the report path."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Export cache (default: $REPNEXT_BENCH_CACHE or ~/.cache/repnext-bench)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Export afresh and keep nothing."),
@@ -140,6 +144,10 @@ def run(
         raise UsageProblem(f"--opset {opset} is not valid: use 7 or newer (17 is the default)")
     if checkpoint is not None:
         check_checkpoint(checkpoint, variants)
+    report_format = parse_option(parse_choices, report_format, "--format", ("repnext", "pytest-benchmark"))[0]
+    render = None
+    if report_format == "pytest-benchmark":
+        from .report.pytest_benchmark import to_pytest_benchmark as render
     path = output or default_output()
     check_writable(path)
     torch_options = {"channels_last": channels_last, "compile": compile_model}
@@ -166,6 +174,7 @@ def run(
                 on_start=lambda i, case: progress.update(task, description=escape(case.label)),
                 on_result=lambda result: (progress.console.print(case_line(result), highlight=False) if show else None,
                                           progress.advance(task)),
+                render=render,
             )
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] {report['sweep']['finished']} of {len(cases)} cases kept in {path}")
@@ -227,6 +236,8 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
 app.command()(profile)
 app.command()(gate)
 app.command()(compare)
+app.command()(verify)
+app.command()(report)
 
 
 def main(argv: list[str] | None = None) -> int:

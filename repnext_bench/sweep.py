@@ -98,23 +98,28 @@ def run_cases(cases: list[Case], settings: Settings, time_limit_s: float,
 
 def run_sweep(cases: list[Case], settings: Settings, time_limit_s: float, report: dict, path: Path,
               on_start: Callable[[int, Case], None] | None = None,
-              on_result: Callable[[dict], None] | None = None) -> dict:
-    """Run every case into ``report``, rewriting ``path`` atomically after each one.
+              on_result: Callable[[dict], None] | None = None,
+              render: Callable[[dict], dict] | None = None) -> dict:
+    """Run every case into ``report``, rewriting ``path`` atomically after each one (as
+    ``render(report)`` when given, e.g. in another tool's layout).
 
     On Ctrl-C the running worker is stopped, the report is written with what finished and
     marked interrupted, and KeyboardInterrupt goes on to the caller.
     """
+    def save() -> None:
+        write_report(render(report) if render else report, path)
+
     report["sweep"] = {"planned": len(cases), "finished": 0, "interrupted": False}
-    write_report(report, path)
+    save()
     try:
         for result in run_cases(cases, settings, time_limit_s, on_start):
             report["results"].append(result)
             report["sweep"]["finished"] += 1
-            write_report(report, path)
+            save()
             if on_result:
                 on_result(result)
     except KeyboardInterrupt:
         report["sweep"]["interrupted"] = True
-        write_report(report, path)
+        save()
         raise
     return report

@@ -37,6 +37,7 @@ class Settings:
     use_cache: bool = True
     checkpoint: str | None = None
     seed: int = 0
+    randomize: bool = False  # random BatchNorm statistics and biases (when no checkpoint is loaded)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +106,10 @@ def build_case_model(case: Case, settings: Settings):
     reference = create_model(case.variant, "train")
     if settings.checkpoint:
         load_checkpoint(reference, settings.checkpoint)
+    elif settings.randomize:
+        from .models.randomize import randomize
+
+        randomize(reference, settings.seed)
     images = np.random.default_rng(settings.seed).standard_normal(
         (case.batch, 3, case.resolution, case.resolution), dtype=np.float32)
     with torch.inference_mode():

@@ -15,10 +15,6 @@ _ENVIRONMENT_KEYS = (("cpu", "model"), ("cpu", "logical_cores"), ("cpu", "usable
 P_VALUE = 0.05  # a fail also needs the rank test to reject "same distribution" at this level
 
 
-def case_key(case: dict) -> Case:
-    return Case.from_dict(case)
-
-
 def environment_differences(base: dict, new: dict) -> list[str]:
     """What differs between two environments (CPU, libraries, Python...), one line each."""
     lines = []
@@ -39,18 +35,20 @@ def environment_differences(base: dict, new: dict) -> list[str]:
 def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 0) -> dict:
     """Match cases, estimate each change with its CI, give each a verdict."""
     thresholds = Thresholds(fail_above=threshold, ci_above=threshold, pass_below=threshold)
-    base_cases = {case_key(r["case"]): r for r in base["results"]}
-    new_cases = {case_key(r["case"]): r for r in new["results"]}
+    base_cases = {Case.from_dict(r["case"]): r for r in base["results"]}
+    new_cases = {Case.from_dict(r["case"]): r for r in new["results"]}
     rows, skipped = [], []
     for key, new_result in new_cases.items():
         base_result = base_cases.get(key)
         if base_result is None:
             continue
         samples = (base_result.get("samples_ms") or [], new_result.get("samples_ms") or [])
-        if base_result["status"] != "ok" or new_result["status"] != "ok" or min(map(len, samples)) < 2:
-            skipped.append({"case": key.label, "why": f"baseline {base_result['status']}, candidate "
-                                                      f"{new_result['status']}" if min(map(len, samples)) else
-                            "no latency samples (throughput mode?)"})
+        if base_result["status"] != "ok" or new_result["status"] != "ok":
+            skipped.append({"case": key.label, "why": f"baseline {base_result['status']}, "
+                                                      f"candidate {new_result['status']}"})
+            continue
+        if min(map(len, samples)) < 2:
+            skipped.append({"case": key.label, "why": "no latency samples (a throughput-mode case?)"})
             continue
         estimate = unpaired_change(*samples, seed=seed)
         outcome, why = verdict(estimate, thresholds)

@@ -43,6 +43,7 @@ def write_report(report: dict, path: Path) -> None:
         with os.fdopen(handle, "w") as stream:
             json.dump(report, stream, indent=1)
             stream.write("\n")
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for others to read
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

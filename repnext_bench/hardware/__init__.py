@@ -1,0 +1,1 @@
+"""Hardware comparison: many run reports from many machines merged into one report."""

@@ -1,0 +1,137 @@
+"""Merging run reports: machines named by their environment, cases lined up, the best
+configuration per machine and backend, the gaps, and what to ship."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models import get_variant
+from ..verify import TOLERANCES
+
+
+@dataclass
+class Machine:
+    label: str
+    environment: dict
+    commands: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+
+
+def _machine_key(environment: dict) -> tuple:
+    gpus = tuple(g.get("name", str(g)) if isinstance(g, dict) else str(g) for g in environment.get("gpus") or [])
+    return environment.get("cpu", {}).get("model"), gpus, environment.get("hostname")
+
+
+def default_label(environment: dict) -> str:
+    cpu = environment.get("cpu", {}).get("model") or "unknown CPU"
+    gpus = _machine_key(environment)[1]
+    return cpu + (f" + {', '.join(gpus)}" if gpus else "")
+
+
+def merge(reports: list[tuple[str, dict]], labels: list[str] | None = None) -> dict:
+    """``reports``: (file name, run report). Returns machines, rows (one per ok or failed case),
+    and the notes on what was replaced."""
+    keys = [_machine_key(report["environment"]) for _, report in reports]
+    if labels is None:
+        names = {key: default_label(report["environment"]) for key, (_, report) in zip(keys, reports)}
+        clashes = {name for name in names.values() if list(names.values()).count(name) > 1}
+        labels = [names[key] + (f" ({key[2]})" if names[key] in clashes else "") for key in keys]
+    machines: dict[str, Machine] = {}
+    rows: dict[tuple, dict] = {}
+    notes = []
+    for (name, report), label in zip(reports, labels):
+        machine = machines.setdefault(label, Machine(label, report["environment"]))
+        machine.commands.append(report["environment"].get("command", ""))
+        machine.reports.append(name)
+        for result in report["results"]:
+            row = _row(label, name, result)
+            key = tuple(row[k] for k in ("machine", "variant", "form", "backend", "device", "asked", "batch",
+                                         "resolution", "threads", "mode", "options"))
+            if key in rows:
+                notes.append(f"{label}: {row['case']} is in {rows[key]['report']} and {name}; kept {name}")
+            rows[key] = row
+    return {"machines": machines, "rows": list(rows.values()), "notes": notes}
+
+
+def _row(machine: str, report_name: str, result: dict) -> dict:
+    case = result["case"]
+    latency = result.get("latency_ms") or {}
+    options = ",".join(k for k, v in sorted((case.get("options") or {}).items()) if v)
+    return {
+        "machine": machine, "report": report_name, "status": result["status"],
+        "variant": case["variant"], "form": case["form"], "backend": case["backend"], "device": case["device"],
+        "asked": case["precision"], "precision": result.get("precision_effective") or case["precision"],
+        "batch": case["batch"], "resolution": case["resolution"], "threads": case["threads"], "mode": case["mode"],
+        "options": options, "p50_ms": latency.get("p50"), "throughput_ips": result.get("throughput_ips"),
+        "peak_rss_mb": (result.get("memory") or {}).get("peak_rss_mb"),
+        "rel_l2": (result.get("parity") or {}).get("rel_l2"),
+        "case": f"{case['variant']} {case['form']} {case['backend']} {case['precision']} b{case['batch']} "
+                f"{case['resolution']}px t{case['threads']} {case['mode']}" + (f" {options}" if options else ""),
+    }
+
+
+def _ok_latency(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["status"] == "ok" and r["p50_ms"] is not None and r["batch"] == 1]
+
+
+def best_latency(rows: list[dict]) -> list[dict]:
+    """Per machine, backend, variant, form and resolution: the fastest batch-1 case, with the
+    best throughput of any batch and the peak memory of that fastest case."""
+    best: dict[tuple, dict] = {}
+    for row in _ok_latency(rows):
+        key = (row["machine"], row["backend"], row["variant"], row["form"], row["resolution"])
+        if key not in best or row["p50_ms"] < best[key]["p50_ms"]:
+            best[key] = dict(row)
+    for row in rows:
+        key = (row["machine"], row["backend"], row["variant"], row["form"], row["resolution"])
+        if key in best and row["status"] == "ok" and row["throughput_ips"]:
+            best[key]["best_throughput_ips"] = max(best[key].get("best_throughput_ips") or 0, row["throughput_ips"])
+    for row in best.values():
+        train = best.get((row["machine"], row["backend"], row["variant"], "train", row["resolution"]))
+        row["fused_speedup"] = train["p50_ms"] / row["p50_ms"] if row["form"] == "fused" and train else None
+        row["iphone12_ms"] = get_variant(row["variant"]).paper.iphone12_latency_ms
+    order = _variant_order()
+    return sorted(best.values(), key=lambda r: (order.get(r["variant"], 99), r["form"] != "train", r["resolution"],
+                                                r["machine"], r["backend"]))
+
+
+def _variant_order() -> dict[str, int]:
+    from ..models import all_variants
+
+    return {v.name: i for i, v in enumerate(all_variants())}
+
+
+def coverage(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    """(variant-form labels, machine/backend columns, cell text): the gaps between reports."""
+    order = _variant_order()
+    lines = sorted({(r["variant"], r["form"]) for r in rows}, key=lambda vf: (order.get(vf[0], 99), vf[1] != "train"))
+    columns = sorted({f"{r['machine']} / {r['backend']}" for r in rows})
+    cells: dict[tuple[str, str], str] = {}
+    for row in rows:
+        key = (f"{row['variant']} {row['form']}", f"{row['machine']} / {row['backend']}")
+        if row["status"] == "ok" or cells.get(key) == "ok":
+            cells[key] = "ok"
+        else:
+            cells[key] = row["status"]
+    return [f"{v} {f}" for v, f in lines], columns, cells
+
+
+def ship(rows: list[dict]) -> list[dict]:
+    """Per variant and machine: the fastest batch-1 configuration whose output stays within the
+    tolerance of its precision, and its speedup over PyTorch eager fp32 train-time."""
+    candidates = [r for r in _ok_latency(rows)
+                  if r["rel_l2"] is not None and r["rel_l2"] <= TOLERANCES.get(r["precision"], -1)]
+    answers = {}
+    for row in candidates:
+        key = (row["machine"], row["variant"], row["resolution"])
+        if key not in answers or row["p50_ms"] < answers[key]["p50_ms"]:
+            answers[key] = dict(row)
+    for (machine, variant, resolution), answer in answers.items():
+        baselines = [r for r in _ok_latency(rows) if r["machine"] == machine and r["variant"] == variant
+                     and r["resolution"] == resolution and r["backend"] == "torch" and r["form"] == "train"
+                     and r["precision"] == "fp32" and not r["options"]]
+        same_threads = [r for r in baselines if r["threads"] == answer["threads"]] or baselines
+        base = min(same_threads, key=lambda r: r["p50_ms"]) if same_threads else None
+        answer["baseline_ms"] = base["p50_ms"] if base else None
+        answer["speedup_over_baseline"] = base["p50_ms"] / answer["p50_ms"] if base else None
+    order = _variant_order()
+    return sorted(answers.values(), key=lambda r: (order.get(r["variant"], 99), r["machine"], r["resolution"]))

@@ -1,0 +1,70 @@
+"""A real, small gate: two arm processes of M0 at 64x64, few pairs."""
+import json
+import sys
+
+import pytest
+
+from repnext_bench.cli import main
+from repnext_bench.gate.stats import VERDICTS
+
+SMALL = ["--variants", "m0", "--resolution", "64", "--pairs", "6", "--rounds", "2", "--block", "0.02"]
+
+
+def run_gate(tmp_path, capsys, *args):
+    code = main(["gate", *SMALL, "--json", "--output", str(tmp_path / "gate.json"), *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_gate_returns_a_verdict_with_all_fields(tmp_path, capsys):
+    code, report = run_gate(tmp_path, capsys, "--markdown", str(tmp_path / "summary.md"))
+    assert report["kind"] == "gate" and len(report["results"]) == 1
+    record = report["results"][0]
+    assert record["verdict"] in VERDICTS and record["why"]
+    assert code == {"pass": 0, "improved": 0, "fail": 1, "inconclusive": 3}[record["verdict"]]
+    assert set(record["estimate"]) >= {"change", "ci_low", "ci_high", "n", "method"}
+    assert record["estimate"]["ci_low"] <= record["estimate"]["change"] <= record["estimate"]["ci_high"]
+    pairs = record["pairs"]
+    assert len(pairs) == 6 and {p["round"] for p in pairs} == {0, 1}
+    assert {p["order"] for p in pairs} <= {"AB", "BA"} and all(p["baseline_ms"] > 0 < p["candidate_ms"] for p in pairs)
+    for arm in ("baseline", "candidate"):
+        info = record[arm]
+        assert info["protocol"] == 1 and info["python"] and info["libraries"]["onnxruntime"]
+        assert info["case"]["threads"] == 1 and info["backend"]["threads"] == 1
+        assert info["inferences_per_sample"] >= 1
+    assert record["plan"]["pairs"] == 6 and record["plan"]["thresholds"]["fail_above"] == 0.03
+    assert "| case | baseline ms |" in (tmp_path / "summary.md").read_text()
+    assert json.loads((tmp_path / "gate.json").read_text())["results"][0]["verdict"] == record["verdict"]
+
+
+def test_gate_catches_an_injected_slowdown(tmp_path, capsys):
+    code, report = run_gate(tmp_path, capsys, "--candidate", "slowdown=40%")
+    record = report["results"][0]
+    assert record["candidate"]["slowdown"] == 0.4
+    assert record["verdict"] == "fail" and code == 1, record["why"]
+    assert record["estimate"]["change"] > 0.2
+
+
+def test_arms_may_use_another_python(tmp_path, capsys):
+    code, report = run_gate(tmp_path, capsys, "--baseline-python", sys.executable, "--candidate", "threads=1")
+    assert report["results"][0]["baseline"]["executable"] == sys.executable and code in (0, 1, 3)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--baseline-python", "/no/such/python"], "no such file"),
+    (["--candidate", "colour=blue"], "KEY=VALUE"),
+    (["--candidate", "slowdown=lots"], "not a percentage"),
+    (["--fail-above", "1", "--ci-above", "2"], "thresholds"),
+    (["--pairs", "1"], "pairs >= 2"),
+    (["--variants", "m9"], "unknown variant"),
+])
+def test_bad_gate_options_are_one_line(tmp_path, capsys, args, message):
+    assert main(["gate", *SMALL, "--output", str(tmp_path / "g.json"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_an_arm_that_cannot_load_is_one_line(tmp_path, capsys):
+    """A Python without this package's dependencies: the arm fails to load, the gate says so."""
+    assert main(["gate", *SMALL, "--output", str(tmp_path / "g.json"), "--baseline-python", "/usr/bin/python3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "baseline arm" in err

@@ -1,0 +1,100 @@
+"""`repnext-bench report`: merging real small reports from different settings and machines."""
+import copy
+import csv
+import json
+
+import pytest
+
+from repnext_bench.cli import main
+from repnext_bench.hardware.merge import merge, ship
+from repnext_bench.report.schema import read_report, write_report
+
+FAST = ["--resolution", "64", "--duration", "0.05", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Two real runs with different settings; the second also as if from another machine."""
+    folder = tmp_path_factory.mktemp("hw")
+    cache = ["--cache-dir", str(folder / "cache")]
+    assert main(["run", "-v", "m0,m1", "-b", "onnxruntime", *FAST, "-o", str(folder / "a.json"), *cache]) == 0
+    assert main(["run", "-v", "m0", "-b", "torch,openvino", "--threads", "1", *FAST, "-o", str(folder / "b.json"),
+                 *cache]) == 0
+    other = read_report(folder / "b.json")
+    other["environment"]["cpu"]["model"] = "Test CPU 9000"
+    other["environment"]["hostname"] = "other-box"
+    write_report(other, folder / "other.json")
+    return folder
+
+
+def test_merge_lines_up_cases_and_shows_gaps(reports):
+    loaded = [(name, read_report(reports / name)) for name in ("a.json", "b.json", "other.json")]
+    merged = merge(loaded)
+    assert len(merged["machines"]) == 2  # a and b come from this machine
+    assert "Test CPU 9000" in merged["machines"]
+    assert len(merged["rows"]) == 4 + 4 + 4
+    from repnext_bench.hardware.merge import coverage
+    lines, columns, cells = coverage(merged["rows"])
+    assert lines == ["M0 train", "M0 fused", "M1 train", "M1 fused"]
+    other_ov = next(c for c in columns if c.startswith("Test CPU 9000") and c.endswith("openvino"))
+    assert cells[("M0 fused", other_ov)] == "ok" and ("M1 fused", other_ov) not in cells  # a gap
+
+
+def test_ship_answers_with_a_speedup_over_torch_fp32_train(reports):
+    merged = merge([("b.json", read_report(reports / "b.json"))])
+    answers = ship(merged["rows"])
+    assert [a["variant"] for a in answers] == ["M0"]
+    answer = answers[0]
+    assert answer["rel_l2"] <= 1e-4 and answer["baseline_ms"] > 0
+    assert answer["speedup_over_baseline"] == pytest.approx(answer["baseline_ms"] / answer["p50_ms"])
+
+
+def test_markdown_tables_line_up(reports, capsys):
+    out = reports / "cmp.md"
+    assert main(["report", str(reports / "a.json"), str(reports / "other.json"), "--format", "md", "--out", str(out),
+                 "--label", "this VM", "--label", "the other"]) == 0
+    text = out.read_text()
+    table = [line for line in text.split("### Best latency")[1].split("###")[0].splitlines() if line.startswith("|")]
+    widths = {line.count("|") for line in table}
+    assert len(widths) == 1  # every row has the header's number of cells
+    assert len(table) == 2 + 4 + 4  # header, rule, 4 ORT rows (M0, M1 x 2 forms), 4 rows of the other machine
+    assert any("| the other | openvino |" in line for line in table)
+    for name in ("latency", "tradeoff", "speedup"):
+        png = reports / f"cmp-{name}-64px.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in text
+    assert "repnext-bench run -v m0,m1 -b onnxruntime" in text
+
+
+def test_html_is_self_contained_and_embeds_the_plots(reports, capsys):
+    out = reports / "cmp.html"
+    assert main(["report", str(reports / "a.json"), str(reports / "b.json"), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count('src="data:image/png;base64,') == 3
+    assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
+    assert "What should I ship" in page and "Environment of each machine" in page
+
+
+def test_csv_has_every_merged_case(reports, capsys):
+    out = reports / "cmp.csv"
+    assert main(["report", str(reports / "a.json"), str(reports / "b.json"), "--format", "csv", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8 and {r["backend"] for r in rows} == {"onnxruntime", "torch", "openvino"}
+
+
+def test_bad_inputs_are_one_line(reports, capsys, tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    wrong = read_report(reports / "a.json")
+    wrong["schema_version"] = 7
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong))
+    profile = copy.deepcopy(read_report(reports / "a.json"))
+    profile["kind"] = "profile"
+    (tmp_path / "profile.json").write_text(json.dumps(profile))
+    for args, message in [([], "give one or more run reports"),
+                          ([str(tmp_path / "list.json")], "not a repnext-bench report"),
+                          ([str(tmp_path / "wrong.json")], "schema version 7"),
+                          ([str(tmp_path / "profile.json")], "a profile report"),
+                          ([str(reports / "a.json"), "--format", "pdf"], "--format"),
+                          ([str(reports / "a.json"), "--label", "x", "--label", "y"], "one per report")]:
+        assert main(["report", *args, "--out", str(tmp_path / "x.html")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err

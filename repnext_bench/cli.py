@@ -22,7 +22,8 @@ from .cli_profile import profile
 from .cli_report import report
 from .cli_verify import verify
 from .cli_common import (ClickException, UsageError, UsageProblem, check_checkpoint, check_writable, console,
-                         default_output, err_console, parse_backends, parse_option, usable_cores)
+                         default_output, err_console, parse_backends, parse_forms, parse_option, parse_variant_names,
+                         usable_cores)
 
 app = typer.Typer(
     name="repnext-bench",
@@ -121,18 +122,14 @@ def run(
     from .cases import MODES, PRECISIONS, expand, parse_choices, parse_int_list
     from .environment import fingerprint
     from .measure.timing import TimingPlan
-    from .models import FORMS, VariantError, parse_variants
     from .report.results import case_line, problem_lines, results_table
     from .report.schema import new_report
     from .sweep import run_sweep
     from .worker import Settings
 
-    try:
-        variants = [v.name for v in parse_variants(selector)]
-    except VariantError as exc:
-        raise UsageProblem(f"--variants: {exc}") from exc
+    variants = parse_variant_names(selector)
     backends = parse_backends(backend)
-    form_list = parse_option(parse_choices, forms, "--forms", FORMS)
+    form_list = parse_forms(forms, "--forms")
     batches = parse_option(parse_int_list, batch, "--batch")
     resolutions = parse_option(parse_int_list, resolution, "--resolution", multiple_of=32)
     thread_list = parse_option(parse_int_list, threads, "--threads") if threads else [usable_cores()]

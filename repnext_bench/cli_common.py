@@ -75,3 +75,20 @@ def check_writable(path: Path) -> None:
         raise UsageProblem(f"--output {path}: cannot write there ({exc.strerror or exc})") from exc
 
 
+
+
+def parse_variant_names(selector: str, option: str = "--variants") -> list[str]:
+    """A variant selector (``m0-m5``, ``all``...) -> names, or a usage error naming the option."""
+    from .models import VariantError, parse_variants
+
+    try:
+        return [v.name for v in parse_variants(selector)]
+    except VariantError as exc:
+        raise UsageProblem(f"{option}: {exc}") from exc
+
+
+def parse_forms(text: str, option: str = "--forms") -> list[str]:
+    from .cases import parse_choices
+    from .models import FORMS
+
+    return parse_option(parse_choices, text, option, FORMS)

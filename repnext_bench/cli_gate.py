@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from . import cli_common as common
 from .cli_common import (UsageProblem, check_writable, console, default_output, err_console, parse_backends,
-                         parse_option)
+                         parse_forms, parse_option, parse_variant_names)
 from .report.comparison_view import VERDICT_STYLE, markdown, verdict_table
 
 ARM_KEYS = ("python", "checkpoint", "threads", "precision", "opset", "resolution", "slowdown")
@@ -103,16 +103,12 @@ def gate(
     from .gate.paired import GateError, GatePlan, run_gate
     from .gate.stats import Thresholds
     from .measure.timing import TimingPlan
-    from .models import FORMS, VariantError, parse_variants
     from .report.schema import new_report, write_report
     from .worker import Settings
 
-    try:
-        variants = [v.name for v in parse_variants(selector)]
-    except VariantError as exc:
-        raise UsageProblem(f"--variants: {exc}") from exc
+    variants = parse_variant_names(selector)
     backends = parse_backends(backend)
-    form_list = parse_option(parse_choices, forms, "--form", FORMS)
+    form_list = parse_forms(forms, "--form")
     precision = parse_option(parse_choices, precision, "--precision", PRECISIONS)[0]
     if batch < 1 or resolution < 32 or threads < 1 or opset < 7:
         raise UsageProblem("--batch and --threads must be >= 1, --resolution >= 32 and --opset >= 7")

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from . import cli_common as common
 from .cli_common import (UsageProblem, check_checkpoint, check_writable, console, default_output, err_console,
-                         parse_option, usable_cores)
+                         parse_forms, parse_option, parse_variant_names, usable_cores)
 from .report.profile_view import accounting_lines, forms_table, rollup_table, top_table
 
 PROFILED_BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -44,22 +44,18 @@ def profile(
     from .cases import PRECISIONS, Case, parse_choices
     from .environment import fingerprint
     from .measure.timing import TimingPlan
-    from .models import FORMS, VariantError, parse_variants
     from .profiling.rollup import summarize_profile
     from .profiling.trace import chrome_trace
     from .report.schema import new_report, write_report
     from .sweep import precheck, run_in_worker
     from .worker import Settings
 
-    try:
-        chosen = parse_variants(variant)
-    except VariantError as exc:
-        raise UsageProblem(f"--variant: {exc}") from exc
+    chosen = parse_variant_names(variant, "--variant")
     if len(chosen) != 1:
         raise UsageProblem(f"--variant takes one variant, not {len(chosen)} ({variant!r}); e.g. --variant m4")
-    name = chosen[0].name
+    name = chosen[0]
     backend = parse_option(parse_choices, backend, "--backend", PROFILED_BACKENDS)[0]
-    form_list = parse_option(parse_choices, forms, "--form", FORMS)
+    form_list = parse_forms(forms, "--form")
     precision = parse_option(parse_choices, precision, "--precision", PRECISIONS)[0]
     if batch < 1 or resolution <= 0 or resolution % 32 or threads < 0 or iterations < 1 or top < 1 or duration < 0:
         raise UsageProblem("--batch, --iterations and --top must be >= 1, --threads and --duration >= 0 and "

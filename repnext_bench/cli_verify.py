@@ -9,7 +9,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import UsageProblem, console, err_console, parse_backends, parse_option, usable_cores
+from .cli_common import (UsageProblem, console, err_console, parse_backends, parse_forms, parse_option,
+                         parse_variant_names, usable_cores)
 
 
 def _row(check: dict) -> list[str]:
@@ -39,16 +40,12 @@ def verify(
     """Check fused vs train-time outputs, and every backend against PyTorch fp32; exit 1 on any failure."""
     from .cases import PRECISIONS, expand, parse_choices
     from .measure.timing import TimingPlan
-    from .models import FORMS, VariantError, parse_variants
     from .verify import FUSION_TOLERANCE, TOLERANCES, backend_checks, fusion_checks
     from .worker import Settings
 
-    try:
-        variants = [v.name for v in parse_variants(selector)]
-    except VariantError as exc:
-        raise UsageProblem(f"--variants: {exc}") from exc
+    variants = parse_variant_names(selector)
     backends = parse_backends(backend)
-    form_list = parse_option(parse_choices, forms, "--forms", FORMS)
+    form_list = parse_forms(forms, "--forms")
     precisions = parse_option(parse_choices, precision, "--precision", PRECISIONS)
     if resolution < 32 or batch < 1 or threads < 0:
         raise UsageProblem("--resolution must be >= 32, --batch >= 1 and --threads >= 0")

@@ -39,6 +39,14 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+def _finish(figure, ax, xlabel: str, ylabel: str, title: str, legend_size: int = 8) -> bytes:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _png(figure)
+
+
 def _series(best: list[dict], form: str) -> tuple[list[str], dict[str, dict[str, float]]]:
     variants = list(dict.fromkeys(r["variant"] for r in best if r["form"] == form))
     series: dict[str, dict[str, float]] = {}
@@ -68,12 +76,9 @@ def latency_plot(best: list[dict], resolution: int) -> bytes:
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
     ax.tick_params(axis="y", which="minor", labelsize=7)
-    ax.set_xlabel("variant (fused form)")
-    ax.set_ylabel("latency at batch 1, median (ms, log scale)")
-    ax.set_title(f"Latency per variant, {resolution}x{resolution}, best precision per machine and backend")
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _png(figure)
+    return _finish(figure, ax, "variant (fused form)", "latency at batch 1, median (ms, log scale)",
+                   f"Latency per variant, {resolution}x{resolution}, best precision per machine and backend")
 
 
 def tradeoff_plot(best: list[dict], resolution: int) -> bytes:
@@ -97,12 +102,10 @@ def tradeoff_plot(best: list[dict], resolution: int) -> bytes:
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel("latency at batch 1 (ms, log scale): measured, or iPhone 12 from the paper")
-    ax.set_ylabel("ImageNet-1K top-1, distilled (%, from the paper)")
-    ax.set_title(f"Latency-accuracy trade-off, {resolution}x{resolution} (after the paper's Figure 1)")
     ax.grid(which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _png(figure)
+    return _finish(figure, ax, "latency at batch 1 (ms, log scale): measured, or iPhone 12 from the paper",
+                   "ImageNet-1K top-1, distilled (%, from the paper)",
+                   f"Latency-accuracy trade-off, {resolution}x{resolution} (after the paper's Figure 1)", legend_size=7)
 
 
 def speedup_plot(best: list[dict], resolution: int) -> bytes:
@@ -112,12 +115,9 @@ def speedup_plot(best: list[dict], resolution: int) -> bytes:
     figure, ax = plt.subplots(figsize=(9, 4.5))
     _bars(ax, variants, series, lambda r: r["fused_speedup"])
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("variant")
-    ax.set_ylabel("fused over train-time speedup (x, train p50 / fused p50)")
-    ax.set_title(f"What reparameterization buys, {resolution}x{resolution}, batch 1")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _png(figure)
+    return _finish(figure, ax, "variant", "fused over train-time speedup (x, train p50 / fused p50)",
+                   f"What reparameterization buys, {resolution}x{resolution}, batch 1")
 
 
 PLOTS = {"latency": latency_plot, "tradeoff": tradeoff_plot, "speedup": speedup_plot}

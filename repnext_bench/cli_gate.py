@@ -59,7 +59,7 @@ def _arm(name: str, base_case, settings, overrides: dict):
                 load_checkpoint(create_model(case.variant), value)
             except CheckpointError as exc:
                 raise UsageProblem(f"--{name} checkpoint=: {exc}") from exc
-            settings = replace(settings, checkpoint=value)
+            settings = replace(settings, checkpoint=str(Path(value).resolve()))  # the arms run elsewhere
         else:  # threads, opset, resolution: positive integers
             if not value.isdigit() or int(value) < (32 if key == "resolution" else 1):
                 raise UsageProblem(f"--{name} {key}={value}: use a positive integer"

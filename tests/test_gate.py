@@ -68,3 +68,4 @@ def test_an_arm_that_cannot_load_is_one_line(tmp_path, capsys):
     assert main(["gate", *SMALL, "--output", str(tmp_path / "g.json"), "--baseline-python", "/usr/bin/python3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "baseline arm" in err
+    assert "repnext-bench is not installed for /usr/bin/python3" in err  # it runs outside any checkout

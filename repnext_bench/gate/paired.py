@@ -68,8 +68,11 @@ class ArmProcess:
         env = {**os.environ, **{v: threads for v in _THREAD_VARIABLES}, "PYTHONUNBUFFERED": "1"}
         self._stderr = tempfile.TemporaryFile(mode="w+")
         try:
+            # run from a neutral folder: from a checkout, "-m" would import the checkout's copy of
+            # this package instead of the one installed in that Python's environment
             self.process = subprocess.Popen([spec.python, "-m", "repnext_bench.gate.arm"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
+                                            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env,
+                                            cwd=tempfile.gettempdir())
         except OSError as exc:
             raise GateError(f"{spec.name} arm: cannot start {spec.python} ({exc.strerror or exc})") from exc
         self._selector = selectors.DefaultSelector()
@@ -102,7 +105,7 @@ class ArmProcess:
         self._stderr.seek(0)
         lines = [line for line in self._stderr.read().splitlines() if line.strip()]
         tail = lines[-1] if lines else "no output"
-        if any("No module named repnext_bench" in line for line in lines):
+        if any("No module named 'repnext_bench'" in line for line in lines):
             tail = f"repnext-bench is not installed for {self.spec.python}"
         return f"{self.spec.name} arm exited with code {self.process.returncode}: {tail}"
 

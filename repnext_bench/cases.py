@@ -3,7 +3,7 @@ threads, mode). This module expands sweep options into cases and validates them.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MODES = ("latency", "throughput")
@@ -29,9 +29,10 @@ class Case:
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:
-        fields = dict(data)
-        fields["options"] = tuple(sorted(dict(fields.get("options") or {}).items()))
-        return cls(**fields)
+        known = {f.name for f in fields(cls)}  # unknown fields (another version's) are ignored
+        values = {k: v for k, v in data.items() if k in known}
+        values["options"] = tuple(sorted(dict(values.get("options") or {}).items()))
+        return cls(**values)
 
     @property
     def label(self) -> str:

@@ -13,7 +13,7 @@ import resource
 import signal
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,11 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
-        return cls(**{**data, "plan": TimingPlan(**data["plan"])})
+        """Fields this version does not know (from a gate arm of another version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        plan_fields = {f.name for f in fields(TimingPlan)}
+        plan = TimingPlan(**{k: v for k, v in data["plan"].items() if k in plan_fields})
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "plan": plan})
 
 
 def _inject_fault(case: Case, model=None) -> None:

@@ -33,7 +33,8 @@ def test_two_real_reports(reports, capsys):
         assert row["verdict"] in ("pass", "inconclusive", "improved", "fail")
         assert row["estimate"]["ci_low"] <= row["estimate"]["change"] <= row["estimate"]["ci_high"]
         assert 0 <= row["estimate"]["p_value"] <= 1
-    assert code == {0: 0, 1: 1, 3: 3}[code]
+    verdicts = {row["verdict"] for row in result["rows"]}
+    assert code == (1 if "fail" in verdicts else 3 if "inconclusive" in verdicts else 0)
     assert "| M0 fused onnxruntime" in (folder / "c.md").read_text()
 
 
@@ -50,7 +51,7 @@ def test_a_real_regression_and_unmatched_cases(reports, capsys, tmp_path):
     assert code == 1
     assert [(r["case"].split()[0], r["verdict"]) for r in result["rows"]] == [("M0", "fail")]
     assert result["rows"][0]["estimate"]["change"] == pytest.approx(0.5, abs=0.15)
-    assert result["only_in_baseline"] == [l for l in result["only_in_baseline"] if l.startswith("M1")] != []
+    assert len(result["only_in_baseline"]) == 1 and result["only_in_baseline"][0].startswith("M1 fused onnxruntime")
     assert any(line.startswith("onnxruntime:") and "0.0.1" in line for line in result["environment_differences"])
 
 

@@ -88,3 +88,12 @@ def test_warm_up_needs_both_time_and_count():
 def test_plan_rejects_negative_limits():
     with pytest.raises(ValueError):
         TimingPlan(min_duration_s=-1)
+
+
+def test_timed_runs_warms_up_then_times_each_call():
+    from repnext_bench.measure.timing import timed_runs
+
+    calls, reads = [], []
+    samples = timed_runs(lambda: calls.append(1), 4, warmup=2, after=lambda: reads.append(len(calls)))
+    assert len(calls) == 6 and len(samples) == 4 and all(s >= 0 for s in samples)
+    assert reads == [3, 4, 5, 6]  # after each timed call, never after a warm-up call

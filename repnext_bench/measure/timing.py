@@ -48,3 +48,19 @@ def measure(run: Callable[[], object], plan: TimingPlan) -> tuple[list[float], f
         append(t1 - t0)
         elapsed = t1 - start
     return [s / 1e6 for s in samples], elapsed / 1e9
+
+
+def timed_runs(run: Callable[[], object], count: int, warmup: int = 3,
+               after: Callable[[], object] | None = None) -> list[float]:
+    """``warmup`` untimed calls, then ``count`` timed ones (milliseconds each); ``after`` runs
+    after each timed call, outside the timed region (e.g. to read a profiler's counters)."""
+    for _ in range(warmup):
+        run()
+    clock, samples = time.perf_counter_ns, []
+    for _ in range(count):
+        start = clock()
+        run()
+        samples.append((clock() - start) / 1e6)
+        if after:
+            after()
+    return samples

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from ..backends import PrepareContext
 from ..backends.onnxruntime_cpu import OnnxRuntimeBackend
 from ..cases import Case
 from ..export import export_onnx
+from ..measure.timing import timed_runs
 
 _SUFFIX = "_kernel_time"
 _TYPES = {"float": "fp32", "float16": "fp16", "bfloat16": "bf16", "double": "fp64"}
@@ -48,13 +48,7 @@ def collect(model, case: Case, images, context: PrepareContext, iterations: int)
         optimized = Path(folder) / "optimized.onnx"
         session = OnnxRuntimeBackend.load(str(artifact.path), case.threads, images, model.num_classes,
                                           profile_prefix=str(Path(folder) / "ort"), optimized_path=str(optimized))
-        for _ in range(3):
-            session.run()
-        wall_ms = []
-        for _ in range(iterations):
-            start = time.perf_counter_ns()
-            session.run()
-            wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+        wall_ms = timed_runs(session.run, iterations)
         description = session.describe()
         events = json.loads(Path(session.session.end_profiling()).read_text())
         graph = graph_of(optimized)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
 
 from ..backends import PrepareContext
 from ..backends.openvino_cpu import OpenVinoBackend
 from ..cases import Case
+from ..measure.timing import timed_runs
 
 _PRECISION = re.compile(r"_(f32|fp32|bf16|f16|fp16|i8|u8|i32|i64)$", re.IGNORECASE)
 _NAMES = {"f32": "fp32", "f16": "fp16"}
@@ -36,14 +36,9 @@ def graph_of(compiled) -> dict[str, tuple[list[str], list[str]]]:
 def collect(model, case: Case, images, context: PrepareContext, iterations: int) -> dict:
     session = OpenVinoBackend().prepare(model, case, images, context, extra_config={"PERF_COUNT": True})
     try:
-        for _ in range(3):
-            session.run()
         nodes: dict[str, dict] = {}
-        wall_ms = []
-        for _ in range(iterations):
-            start = time.perf_counter_ns()
-            session.run()
-            wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+
+        def read_counters() -> None:
             for info in session.request.profiling_info:
                 if info.status != info.Status.EXECUTED:
                     continue  # fused into another layer, or a parameter/result
@@ -52,6 +47,8 @@ def collect(model, case: Case, images, context: PrepareContext, iterations: int)
                     "precision": kernel_precision(info.exec_type), "shapes": "", "time_ms": 0.0, "calls": 0})
                 node["time_ms"] += info.real_time.total_seconds() * 1e3
                 node["calls"] += 1
+
+        wall_ms = timed_runs(session.run, iterations, after=read_counters)
         description = session.describe()
         graph = graph_of(session.compiled)
     finally:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from contextlib import contextmanager
 
 from ..cases import Case
+from ..measure.timing import timed_runs
 from ..backends import PrepareContext
 from ..backends.torch_cpu import TorchBackend
 
@@ -63,14 +63,9 @@ def collect(model, case: Case, images, context: PrepareContext, iterations: int)
     session = TorchBackend().prepare(model, case, images, context)
     handles = _annotate(session.model)
     try:
-        for _ in range(3):
-            session.run()
-        wall_ms = []
+        timed_runs(session.run, 0)  # the warm-up, outside the profiler
         with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            for _ in range(iterations):
-                start = time.perf_counter_ns()
-                session.run()
-                wall_ms.append((time.perf_counter_ns() - start) / 1e6)
+            wall_ms = timed_runs(session.run, iterations, warmup=0)
         description = session.describe()
     finally:
         for handle in handles:

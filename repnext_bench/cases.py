@@ -35,8 +35,13 @@ class Case:
         return cls(**values)
 
     @property
+    def option_words(self) -> list[str]:
+        """The options in words: a switch that is on by its name, a choice by its value."""
+        return [k if v is True else str(v) for k, v in self.options if v is not False]
+
+    @property
     def label(self) -> str:
-        extra = "".join(f" {k}" for k, v in self.options if v is True)
+        extra = "".join(f" {word}" for word in self.option_words)
         return (f"{self.variant} {self.form} {self.backend}/{self.device} {self.precision} b{self.batch} "
                 f"{self.resolution}px t{self.threads} {self.mode}{extra}")
 
@@ -72,16 +77,19 @@ def expand(
     resolutions: list[int],
     threads: list[int],
     modes: list[str],
-    backend_options: dict[str, dict[str, object]] | None = None,
+    backend_options: dict[str, dict[str, object] | list[dict[str, object]]] | None = None,
 ) -> list[Case]:
     """Every combination, variants outermost so that one variant's forms sit together.
 
-    ``backend_options`` holds options per backend name (e.g. channels_last for torch).
+    ``backend_options`` holds options per backend name (e.g. channels_last for torch), or a
+    list of alternative option sets that each become cases (e.g. both Core ML formats).
     """
-    frozen = {name: tuple(sorted(opts.items())) for name, opts in (backend_options or {}).items()}
+    frozen = {name: [tuple(sorted(o.items())) for o in (opts if isinstance(opts, list) else [opts])]
+              for name, opts in (backend_options or {}).items()}
     return [
-        Case(v, f, b, d, p, n, r, t, m, frozen.get(b, ()))
+        Case(v, f, b, d, p, n, r, t, m, o)
         for v, (b, d), f, p, n, r, t, m in itertools.product(
             variants, backends, forms, precisions, batches, resolutions, threads, modes
         )
+        for o in frozen.get(b, [()])
     ]

@@ -17,6 +17,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from . import cli_common as common
+from .cli_export import export
 from .cli_gate import compare, gate
 from .cli_profile import profile
 from .cli_report import report
@@ -93,7 +94,11 @@ def variants(
 def run(
     selector: str = typer.Option("m0-m5", "--variants", "-v", help="Which variants: m0-m5, m0,m3, M4, m0e-m2e or all."),
     backend: str = typer.Option("onnxruntime", "--backend", "-b",
-                                help="Backends, comma-separated: torch, onnxruntime, openvino (cuda, tensorrt, coreml are reserved)."),
+                                help="Backends, comma-separated: torch, onnxruntime, openvino, cuda, tensorrt, coreml."),
+    device: str = typer.Option("", "--device", "-d",
+                               help="Devices, comma-separated (default: each backend's first): cpu; cuda or tensorrt "
+                                    "(onnxruntime's GPU providers); all, cpu_only, cpu_and_gpu, cpu_and_ne (coreml "
+                                    "compute units)."),
     forms: str = typer.Option("train,fused", "--forms", "-f", help="Forms: train, official, fused."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes, e.g. 1,8,32."),
     resolution: str = typer.Option("224", "--resolution", "-r", help="Input sides in pixels (multiples of 32), e.g. 224,256."),
@@ -113,8 +118,12 @@ def run(
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Export cache (default: $REPNEXT_BENCH_CACHE or ~/.cache/repnext-bench)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Export afresh and keep nothing."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset of the export."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="torch backend: channels-last memory format."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch backend: torch.compile the model."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="torch and cuda backends: channels-last memory format."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch and cuda backends: torch.compile the model."),
+    autocast: bool = typer.Option(False, "--autocast", help="cuda backend: fp16/bf16 by autocast instead of casting the model."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="cuda and tensorrt backends: replay each inference as a CUDA graph."),
+    coreml_format: str = typer.Option("mlprogram", "--coreml-format",
+                                      help="coreml backend: mlprogram (iOS 16+), neuralnetwork (older devices), or both."),
     case_timeout: float = typer.Option(600.0, "--case-timeout", help="Stop a case (and record it failed) after this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and input."),
 ) -> None:
@@ -122,13 +131,13 @@ def run(
     from .cases import MODES, PRECISIONS, expand, parse_choices, parse_int_list
     from .environment import fingerprint
     from .measure.timing import TimingPlan
-    from .report.results import case_line, problem_lines, results_table
+    from .report.results import artifacts_table, case_line, problem_lines, results_table
     from .report.schema import new_report
     from .sweep import run_sweep
     from .worker import Settings
 
     variants = parse_variant_names(selector)
-    backends = parse_backends(backend)
+    backends = parse_backends(backend, device)
     form_list = parse_forms(forms, "--forms")
     batches = parse_option(parse_int_list, batch, "--batch")
     resolutions = parse_option(parse_int_list, resolution, "--resolution", multiple_of=32)
@@ -147,9 +156,16 @@ def run(
         from .report.pytest_benchmark import to_pytest_benchmark as render
     path = output or default_output()
     check_writable(path)
+    from .export.coreml import FORMATS
+
+    coreml_formats = parse_option(parse_choices, coreml_format, "--coreml-format", FORMATS)
     torch_options = {"channels_last": channels_last, "compile": compile_model}
+    switches = {"torch": torch_options, "cuda": {**torch_options, "autocast": autocast, "cuda_graphs": cuda_graphs},
+                "tensorrt": {"cuda_graphs": cuda_graphs}}
+    backend_options = {name: {k: v for k, v in chosen.items() if v} for name, chosen in switches.items()}
+    backend_options["coreml"] = [{"coreml_format": f} for f in coreml_formats]
     cases = expand(variants, form_list, backends, precisions, batches, resolutions, thread_list, modes,
-                   backend_options={"torch": {k: v for k, v in torch_options.items() if v}})
+                   backend_options=backend_options)
     settings = Settings(
         plan=TimingPlan(warmup_s=warmup, warmup_iters=3, min_duration_s=duration, min_iters=min_iters),
         opset=opset, cache_dir=str(cache_dir) if cache_dir else None, use_cache=not no_cache,
@@ -157,7 +173,8 @@ def run(
     )
     config = {"variants": variants, "backends": [b for b, _ in backends], "forms": form_list, "batch": batches,
               "resolution": resolutions, "threads": thread_list, "precision": precisions, "mode": modes,
-              "settings": settings.to_dict(), "case_timeout_s": case_timeout, "torch_options": torch_options}
+              "settings": settings.to_dict(), "case_timeout_s": case_timeout, "torch_options": torch_options,
+              "devices": sorted({d for _, d in backends}), "backend_options": backend_options}
     report = new_report(fingerprint(["repnext-bench", *common.ARGV]), config)
     show = not (quiet or as_json)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -169,7 +186,8 @@ def run(
             run_sweep(
                 cases, settings, case_timeout, report, path,
                 on_start=lambda i, case: progress.update(task, description=escape(case.label)),
-                on_result=lambda result: (progress.console.print(case_line(result), highlight=False) if show else None,
+                on_result=lambda result: (progress.console.print(case_line(result, (report["results"][-2:-1] or [None])[0]),
+                                                                 highlight=False) if show else None,
                                           progress.advance(task)),
                 render=render,
             )
@@ -183,6 +201,9 @@ def run(
         console.out(str(path))
     else:
         console.print(results_table(report["results"], title=f"RepNeXt benchmark: {report['environment']['cpu']['model']}"))
+        exported = artifacts_table(report["results"])
+        if exported:
+            console.print(exported)
         for line in problem_lines(report["results"]):
             console.print(line, highlight=False)
         console.print(f"report: {path}" + (f"  [red]{failed} case(s) failed[/]" if failed else ""))
@@ -192,7 +213,8 @@ def run(
 
 @app.command()
 def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Each backend: available or not and why, its version and devices."""
+    """Each backend: available or not and why, its version, the devices it can use here, and
+    the install line for what is missing."""
     from .backends import availability, backend_names
 
     infos = [availability(name) for name in backend_names()]
@@ -203,7 +225,10 @@ def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
     for header in ("backend", "available", "version", "devices", "notes"):
         table.add_column(header)
     for info in infos:
-        notes = "" if info.available else (info.reason or "") + (f"; install: {info.install}" if info.install else "")
+        problems = [info.reason] if not info.available else [f"{d}: {why}" for d, why in info.unusable.items()]
+        notes = "; ".join(filter(None, [*problems, info.note]))
+        if problems and info.install:
+            notes += f"; install: {info.install}"
         table.add_row(info.name, "[green]yes[/]" if info.available else "[red]no[/]", info.version or "",
                       ", ".join(info.devices), escape(notes))
     console.print(table)
@@ -235,6 +260,7 @@ app.command()(gate)
 app.command()(compare)
 app.command()(verify)
 app.command()(report)
+app.command()(export)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,11 +43,28 @@ def parse_option(parser, *args, **kwargs):
         raise UsageProblem(str(exc)) from exc
 
 
-def parse_backends(text: str) -> list[tuple[str, str]]:
-    from .backends import backend_device, backend_names
+def parse_backends(text: str, devices: str = "") -> list[tuple[str, str]]:
+    """``--backend`` (and ``--device``) -> (backend, device) pairs. Without ``--device`` each
+    backend runs on its default device; with it, each backend takes the listed devices it
+    supports, and a backend that supports none of them (or a device no backend takes) is an error."""
+    from .backends import backend_names, get_backend
     from .cases import parse_choices
 
-    return [(name, backend_device(name)) for name in parse_option(parse_choices, text, "--backend", tuple(backend_names()))]
+    chosen = [get_backend(name) for name in parse_option(parse_choices, text, "--backend", tuple(backend_names()))]
+    if not devices:
+        return [(backend.name, backend.device) for backend in chosen]
+    known = tuple(dict.fromkeys(d for backend in chosen for d in backend.devices))
+    wanted = parse_option(parse_choices, devices, "--device", known)
+    pairs = []
+    for backend in chosen:
+        mine = [d for d in wanted if d in backend.devices]
+        if not mine:
+            raise UsageProblem(f"--device {devices}: {backend.name} runs on {', '.join(backend.devices)}")
+        pairs.extend((backend.name, d) for d in mine)
+    unused = [d for d in wanted if all(d != device for _, device in pairs)]
+    if unused:  # cannot happen with parse_choices above; kept as the rule it enforces
+        raise UsageProblem(f"--device {devices}: no chosen backend runs on {', '.join(unused)}")
+    return pairs
 
 
 def check_checkpoint(path: Path, variants: list[str]) -> None:

@@ -100,7 +100,7 @@ def openvino_checks(base: Case, rounds: int, seconds: float, cache_dir: str) -> 
 
 
 def onnxruntime_check(base: Case, rounds: int, seconds: float, cache_dir: str) -> dict:
-    from .backends.onnxruntime_cpu import OnnxRuntimeBackend
+    from .backends.ort import OnnxRuntimeBackend
 
     case = Case(**{**base.to_dict(), "backend": "onnxruntime", "options": ()})
     model = _ours(case, 0.2, cache_dir)["artifact"]["path"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from .backends import RESERVED, availability, get_backend
+from .backends import availability, case_problem
 from .cases import Case
 from .report.schema import write_report
 from .worker import Settings, worker_main
@@ -71,25 +71,19 @@ def run_in_worker(case: Case, settings: Settings, time_limit_s: float, job: str 
         receiver.close()
 
 
-def precheck(case: Case, cache: dict[str, str | None]) -> dict | None:
-    """A record for a case that needs no worker: an unavailable backend or an unsupported option."""
+def precheck(case: Case, cache: dict) -> dict | None:
+    """A record for a case that needs no worker: an unavailable backend or device, or an
+    unsupported option."""
     if case.backend not in cache:
-        info = availability(case.backend)
-        cache[case.backend] = None if info.available else (
-            f"{case.backend} is not available: {info.reason}" + (f" ({info.install})" if info.install else ""))
-    if cache[case.backend]:
-        return _record(case, "unavailable", cache[case.backend])
-    if case.backend not in RESERVED:
-        reason = get_backend(case.backend).unsupported(case)
-        if reason:
-            return _record(case, "skipped", reason)
-    return None
+        cache[case.backend] = availability(case.backend)
+    problem = case_problem(case, cache[case.backend])
+    return _record(case, *problem) if problem else None
 
 
 def run_cases(cases: list[Case], settings: Settings, time_limit_s: float,
               on_start: Callable[[int, Case], None] | None = None) -> Iterator[dict]:
     """Yield each case's result record as soon as it is known, in order."""
-    availability_cache: dict[str, str | None] = {}
+    availability_cache: dict = {}
     for index, case in enumerate(cases):
         if on_start:
             on_start(index, case)

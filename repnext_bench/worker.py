@@ -92,7 +92,8 @@ def _fail(kind: str) -> None:
 
 
 def _base_result(case: Case) -> dict:
-    return {"case": case.to_dict(), "status": "failed", "error": None, "latency_ms": None, "throughput_ips": None,
+    return {"case": case.to_dict(), "status": "failed", "error": None, "latency_ms": None, "device_latency_ms": None,
+            "throughput_ips": None,
             "concurrency": None, "precision_effective": None, "parity": None, "memory": None,
             "cold_start": None, "model": None, "backend": None, "samples_ms": None}
 
@@ -149,8 +150,13 @@ def measure_case(case: Case, settings: Settings) -> dict:
     start = time.perf_counter()
     try:
         session = backend.prepare(model, case, images, context)
-    except CaseSkipped as skip:
+    except CaseSkipped as skip:  # what was exported before the skip is still reported
         cache.close()
+        artifact = context.artifact
+        if artifact:
+            result.update(artifact=artifact, cold_start={"export_s": artifact.get("export_s"),
+                                                         "export_cache_hit": artifact.get("cache_hit")},
+                          memory={"artifact_bytes": artifact.get("size_bytes")})
         return {**result, "status": "skipped", "error": str(skip)}
     prepare_s = time.perf_counter() - start
     rss_loaded = current_rss_mb()
@@ -159,15 +165,19 @@ def measure_case(case: Case, settings: Settings) -> dict:
         session.run()
         first_ms = (time.perf_counter_ns() - first_start) / 1e6
         plan = settings.plan
+        timer = session.device_timer  # GPU backends: CUDA events around the compute of each call
         if case.mode == "latency":
             warm_up(session.run, plan)
-            samples, wall = measure(session.run, plan)
+            if timer:
+                timer.reset()
+            samples, wall = measure(session.run, plan, after=timer.collect if timer else None)
             completed, concurrency = len(samples), {"streams": 1, "requests": 1}
         else:
             completed, wall, concurrency = session.throughput(plan)
             samples = []
         output = session.output()
         description = session.describe()
+        gpu_memory = description.pop("gpu_memory", None)
     finally:
         session.close()
         cache.close()
@@ -175,6 +185,7 @@ def measure_case(case: Case, settings: Settings) -> dict:
     result.update(
         status="ok",
         latency_ms=summarize(samples) if samples else None,
+        device_latency_ms=summarize(timer.samples) if timer and timer.samples and samples else None,
         samples_ms=[round(s, 6) for s in samples],
         throughput_ips=case.batch * completed / wall,
         concurrency={**concurrency, "completed": completed, "wall_s": wall},
@@ -188,6 +199,7 @@ def measure_case(case: Case, settings: Settings) -> dict:
             "rss_after_load_mb": rss_loaded,
             "load_added_mb": rss_loaded - rss_before,
             "artifact_bytes": (context.artifact or {}).get("size_bytes"),
+            **(gpu_memory or {}),
         },
         cold_start={
             "export_s": export_s,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from repnext_bench.backends import availability
 from repnext_bench.cli import main
 from repnext_bench.report.schema import read_report
 
@@ -143,18 +144,33 @@ def test_openvino_throughput_mode_keeps_a_queue(tmp_path):
     assert record["latency_ms"] is None
 
 
-def test_unsupported_and_reserved_cases_need_no_worker(tmp_path, capsys):
+def test_unsupported_and_unavailable_cases_need_no_worker(tmp_path, capsys):
     path = tmp_path / "skip.json"
-    code = main(["run", "--variants", "m0", "--backend", "torch,onnxruntime,tensorrt", "--precision", "fp16,bf16",
-                 "--forms", "fused", "--output", str(path)])
+    code = main(["run", "--variants", "m0", "--backend", "torch,onnxruntime,cuda", "--precision", "fp16,bf16",
+                 "--forms", "fused", "--output", str(path), "--duration", "0.1", "--min-iters", "2"])
     results = read_report(path)["results"]
     status = {(r["case"]["backend"], r["case"]["precision"]): (r["status"], r["error"]) for r in results}
     assert status[("torch", "fp16")][0] == "skipped" and "supports fp32, bf16, auto" in status[("torch", "fp16")][1]
     assert status[("onnxruntime", "bf16")][0] == "skipped"
-    assert status[("tensorrt", "fp16")][0] == "unavailable" and "reserved" in status[("tensorrt", "fp16")][1]
     assert status[("torch", "bf16")][0] in ("ok", "skipped")  # bf16 runs where the CPU has it
     assert code == 0
-    assert "reserved" in capsys.readouterr().out
+    cuda = availability("cuda")
+    if not cuda.available:  # a CPU machine: one clear reason, with the way to get it
+        assert status[("cuda", "fp16")] == ("unavailable", f"cuda is not available: {cuda.reason} ({cuda.install})")
+        assert "cuda is not available" in capsys.readouterr().out
+    else:
+        assert status[("cuda", "fp16")][0] == "ok"
+
+
+def test_a_device_the_backend_lacks_here_is_unavailable_with_the_install_line(tmp_path):
+    found = availability("onnxruntime")
+    if "cuda" in found.devices:
+        pytest.skip("this onnxruntime has the CUDA provider")
+    path = tmp_path / "gpu.json"
+    assert main(["run", "-v", "m0", "-b", "onnxruntime", "--device", "cuda", "-f", "fused", "-o", str(path), "-q"]) == 0
+    (result,) = read_report(path)["results"]
+    assert result["case"]["device"] == "cuda" and result["status"] == "unavailable"
+    assert "has no CUDAExecutionProvider" in result["error"] and "pip install onnxruntime-gpu" in result["error"]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -162,6 +178,9 @@ def test_unsupported_and_reserved_cases_need_no_worker(tmp_path, capsys):
     (["--batch", "one"], "--batch 'one' is not valid"),
     (["--resolution", "100"], "--resolution '100' is not valid: use positive multiples of 32"),
     (["--backend", "tflite"], "--backend 'tflite' is not valid: choose from torch, onnxruntime, openvino, cuda"),
+    (["--backend", "openvino", "--device", "cuda"], "--device 'cuda' is not valid: choose from cpu"),
+    (["--backend", "onnxruntime,openvino", "--device", "cuda"], "--device cuda: openvino runs on cpu"),
+    (["--backend", "coreml", "--coreml-format", "onnx"], "--coreml-format 'onnx' is not valid"),
     (["--precision", "int8"], "--precision 'int8' is not valid"),
     (["--mode", "both"], "--mode 'both' is not valid: choose from latency, throughput"),
     (["--forms", "half"], "--forms 'half' is not valid"),
@@ -185,7 +204,13 @@ def test_backends_and_env_commands(capsys):
     infos = {b["name"]: b for b in json.loads(capsys.readouterr().out)}
     assert infos["onnxruntime"]["available"] and infos["onnxruntime"]["version"]
     assert infos["openvino"]["available"] and infos["torch"]["devices"] == ["cpu"]
-    assert not infos["tensorrt"]["available"] and "reserved" in infos["tensorrt"]["reason"]
+    for name in ("cuda", "tensorrt"):  # on a CPU machine: why not, and how to get it
+        info = availability(name)
+        assert infos[name]["available"] == info.available and infos[name]["devices"] == ["cuda"]
+        if not info.available:
+            assert infos[name]["reason"] and infos[name]["install"]
+    assert infos["onnxruntime"]["devices"][0] == "cpu"
+    assert set(infos["coreml"]["devices"]) == {"all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"}
     assert main(["env", "--json"]) == 0
     env = json.loads(capsys.readouterr().out)
     assert env["cpu"]["logical_cores"] >= 1 and env["command"] == "repnext-bench env --json"

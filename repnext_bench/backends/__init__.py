@@ -20,14 +20,11 @@ from ..measure.timing import TimingPlan, measure, warm_up
 # name -> "module:Class"; the classes live in this package, one module per backend
 BACKENDS = {
     "torch": "repnext_bench.backends.torch_cpu:TorchBackend",
-    "onnxruntime": "repnext_bench.backends.onnxruntime_cpu:OnnxRuntimeBackend",
+    "onnxruntime": "repnext_bench.backends.ort:OnnxRuntimeBackend",
     "openvino": "repnext_bench.backends.openvino_cpu:OpenVinoBackend",
-}
-# names taken by the GPU/Apple backends, which are not built yet: name -> (what it is, device)
-RESERVED = {
-    "cuda": ("PyTorch on an NVIDIA GPU", "cuda"),
-    "tensorrt": ("TensorRT on an NVIDIA GPU", "cuda"),
-    "coreml": ("Core ML on Apple devices", "apple"),
+    "cuda": "repnext_bench.backends.torch_cuda:CudaBackend",
+    "tensorrt": "repnext_bench.backends.tensorrt_gpu:TensorRTBackend",
+    "coreml": "repnext_bench.backends.coreml:CoreMLBackend",
 }
 
 
@@ -40,9 +37,11 @@ class Availability:
     name: str
     available: bool
     version: str | None
-    devices: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # the devices it can run on here
     reason: str | None = None  # why it is not available
-    install: str | None = None  # how to make it available
+    install: str | None = None  # how to make it (or its missing devices) available
+    unusable: dict[str, str] = field(default_factory=dict)  # device -> why it cannot be used here
+    note: str | None = None  # what to know even when it is available
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +59,8 @@ class PrepareContext:
 
 class Session(ABC):
     """A model loaded into a runtime, with its input and output bound once."""
+
+    device_timer = None  # a measure.cuda_events.DeviceTimer on GPU backends: the GPU time of each run
 
     @abstractmethod
     def run(self) -> None:
@@ -86,26 +87,41 @@ class Session(ABC):
 
 class Backend(ABC):
     name: str
-    device: str = "cpu"
+    devices: tuple[str, ...] = ("cpu",)  # what it can target; the first is the default
     module: str  # the Python module that must be importable
     distribution: str  # the pip distribution that provides it
+    install: str | None = None  # how to install it, when not plain ``pip install <distribution>``
     precisions: tuple[str, ...] = ("fp32", "auto")
+
+    @property
+    def device(self) -> str:
+        return self.devices[0]
 
     def availability(self) -> Availability:
         if importlib.util.find_spec(self.module) is None:
-            return Availability(self.name, False, None, reason=f"the Python module '{self.module}' is not installed",
-                                install=f"pip install {self.distribution}")
+            return Availability(self.name, False, None, list(self.devices),
+                                reason=f"the Python module '{self.module}' is not installed",
+                                install=self.install or f"pip install {self.distribution}")
         try:
             found = version(self.distribution)
         except PackageNotFoundError:
             found = None
-        return Availability(self.name, True, found, devices=[self.device])
+        return self.check_devices(Availability(self.name, True, found, devices=list(self.devices)))
+
+    def check_devices(self, found: Availability) -> Availability:
+        """``found`` narrowed to the devices usable on this machine (backends with devices that
+        may be absent override this)."""
+        return found
+
+    def precisions_on(self, device: str) -> tuple[str, ...]:
+        return self.precisions
 
     def unsupported(self, case: Case) -> str | None:
         """Why this backend cannot run ``case`` (a reason to skip it), or None."""
-        if case.precision not in self.precisions:
-            return (f"{self.name} on {self.device} does not run {case.precision}; "
-                    f"it supports {', '.join(self.precisions)}")
+        precisions = self.precisions_on(case.device)
+        if case.precision not in precisions:
+            return (f"{self.name} on {case.device} does not run {case.precision}; "
+                    f"it supports {', '.join(precisions)}")
         return None
 
     @abstractmethod
@@ -121,17 +137,22 @@ def get_backend(name: str) -> Backend:
 
 
 def backend_names() -> list[str]:
-    return [*BACKENDS, *RESERVED]
-
-
-def backend_device(name: str) -> str:
-    return RESERVED[name][1] if name in RESERVED else get_backend(name).device
+    return list(BACKENDS)
 
 
 def availability(name: str) -> Availability:
-    if name in RESERVED:
-        what, device = RESERVED[name]
-        return Availability(name, False, None, devices=[device],
-                            reason=f"{what}: reserved, not in this version (it measures torch, onnxruntime and "
-                                   "openvino on the CPU)")
     return get_backend(name).availability()
+
+
+def case_problem(case: Case, found: Availability) -> tuple[str, str] | None:
+    """(status, reason) for a case that cannot run here: its backend or device is not
+    available, or the backend does not run its precision; None when it can run."""
+    if not found.available:
+        return "unavailable", f"{case.backend} is not available: {found.reason}" + (
+            f" ({found.install})" if found.install else "")
+    if case.device not in found.devices:
+        why = found.unusable.get(case.device, "not a device it supports")
+        return "unavailable", f"{case.backend} cannot use {case.device} here: {why}" + (
+            f" ({found.install})" if found.install else "")
+    reason = get_backend(case.backend).unsupported(case)
+    return ("skipped", reason) if reason else None

@@ -6,7 +6,29 @@ import numpy as np
 from ..cases import Case
 from . import Backend, PrepareContext, Session
 
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "auto": "float32"}
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "auto": "float32"}
+DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def dtype_of(precision: str):
+    import torch
+
+    return getattr(torch, _DTYPES[precision])
+
+
+def prepare_module(model, images, dtype, options: dict, device: str = "cpu"):
+    """(model, input) on ``device`` in ``dtype``, channels-last and compiled as ``options`` ask:
+    what the torch and cuda backends share."""
+    import torch
+
+    model = model.to(device=device, dtype=dtype).eval()
+    x = torch.from_numpy(images).to(device=device, dtype=dtype)
+    if options.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if options.get("compile"):
+        model = torch.compile(model)
+    return model, x
 
 
 class TorchSession(Session):
@@ -31,7 +53,7 @@ class TorchSession(Session):
         torch = self._torch
         dtype = next(self.model.parameters()).dtype
         return {
-            "precision_effective": {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
+            "precision_effective": DTYPE_NAMES[str(dtype).removeprefix("torch.")],
             "device": "cpu",
             "threads": torch.get_num_threads(),
             "channels_last": bool(self.options.get("channels_last")),
@@ -54,13 +76,6 @@ class TorchBackend(Backend):
         import torch
 
         options = dict(case.options)
-        dtype = getattr(torch, _DTYPES[case.precision])
         torch.set_num_threads(case.threads)
-        model = model.to(dtype).eval()
-        x = torch.from_numpy(images).to(dtype)
-        if options.get("channels_last"):
-            model = model.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        if options.get("compile"):
-            model = torch.compile(model)
+        model, x = prepare_module(model, images, dtype_of(case.precision), options)
         return TorchSession(model, x, options)

@@ -32,8 +32,11 @@ def warm_up(run: Callable[[], object], plan: TimingPlan) -> int:
     return count
 
 
-def measure(run: Callable[[], object], plan: TimingPlan) -> tuple[list[float], float]:
-    """Per-iteration latencies in milliseconds, and the wall time of the whole loop in seconds."""
+def measure(run: Callable[[], object], plan: TimingPlan,
+            after: Callable[[], object] | None = None) -> tuple[list[float], float]:
+    """Per-iteration latencies in milliseconds, and the wall time of the whole loop in seconds.
+    ``after`` runs after each timed call, outside the timed region (e.g. to read GPU events);
+    the wall time includes it."""
     clock = time.perf_counter_ns
     samples: list[int] = []
     append = samples.append
@@ -46,7 +49,9 @@ def measure(run: Callable[[], object], plan: TimingPlan) -> tuple[list[float], f
         run()
         t1 = clock()
         append(t1 - t0)
-        elapsed = t1 - start
+        if after:
+            after()
+        elapsed = clock() - start
     return [s / 1e6 for s in samples], elapsed / 1e9
 
 

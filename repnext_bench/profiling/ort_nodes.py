@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..backends import PrepareContext
-from ..backends.onnxruntime_cpu import OnnxRuntimeBackend
+from ..backends.ort import OnnxRuntimeBackend
 from ..cases import Case
 from ..export import export_onnx
 from ..measure.timing import timed_runs

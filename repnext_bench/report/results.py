@@ -39,14 +39,36 @@ def precision_text(result: dict) -> str:
     return got if got == asked else f"{got} ({asked})"
 
 
-def case_line(result: dict) -> str:
-    """One line for a finished case, as printed during the sweep."""
+def artifact_text(artifact: dict | None) -> str:
+    """What an export made, in a few words: time, size, ops, precision."""
+    if not artifact:
+        return ""
+    made = "reused from the cache" if artifact.get("cache_hit") else f"made in {artifact.get('export_s', 0):.1f} s"
+    parts = [f"{artifact.get('size_bytes', 0) / 1e6:.1f} MB {made}"]
+    if artifact.get("ops_total"):
+        parts.append(f"{artifact['ops_total']} ops")
+    precision = artifact.get("weight_precision") or artifact.get("precision")
+    if precision:
+        parts.append(f"{precision} weights" if artifact.get("weight_precision") else precision)
+    return ", ".join(parts)
+
+
+def case_line(result: dict, previous: dict | None = None) -> str:
+    """One line for a finished case, as printed during the sweep (a reason the ``previous``
+    case already gave is not repeated)."""
     label = escape(Case.from_dict(result["case"]).label)
     status = result["status"]
     if status != "ok":
-        return f"[{_STATUS_STYLE[status]}]{status}[/] {label}: {escape(str(result.get('error')))}"
+        made = artifact_text(result.get("artifact"))
+        error = str(result.get("error"))
+        if previous and previous.get("status") == status and str(previous.get("error")) == error:
+            error = "the same reason"
+        return (f"[{_STATUS_STYLE[status]}]{status}[/] {label}: {escape(error)}"
+                + (f" [dim]({escape(made)})[/]" if made else ""))
     latency = result.get("latency_ms")
+    device = result.get("device_latency_ms")
     timing = f"p50 {format_ms(latency['p50'])} ms, " if latency else ""
+    timing += f"GPU p50 {format_ms(device['p50'])} ms, " if device else ""
     return (f"[green]ok[/] {label}: {timing}{result['throughput_ips']:.1f} img/s, "
             f"{precision_text(result)}, rel err {result['parity']['rel_l2']:.1e}")
 
@@ -56,8 +78,10 @@ def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Tabl
     varying = [k for k in _VARYING if len({c[k] for c in cases}) > 1]
     by_case = {Case.from_dict(r["case"]): r for r in results}
     table = Table(title=title, box=box.SIMPLE_HEAVY)
+    gpu = any(r.get("device_latency_ms") for r in results)
     headers = ["variant", "form", "backend", "precision", "batch", *varying,
-               "p50 ms", "p90 ms", "p99 ms", "CV", "img/s", "peak RSS", "rel err", "fused\nspeedup", "status"]
+               "p50 ms", "p90 ms", "p99 ms", "CV", *(["GPU p50"] if gpu else []), "img/s", "peak RSS", "rel err",
+               "fused\nspeedup", "status"]
     for header in headers:
         table.add_column(header, justify="left" if header in ("variant", "form", "backend", "status") else "right",
                          no_wrap=True)
@@ -72,29 +96,63 @@ def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Tabl
                 cv, noisy = f"[yellow]{cv} ![/]", True
         speedup = fused_speedup(result, by_case)
         memory = result.get("memory") or {}
-        options = [name.replace("_", "-") for name, on in (case.get("options") or {}).items() if on]
-        backend = case["backend"] + (f" ({', '.join(options)})" if options else "")
+        words = [w.replace("_", "-") for w in Case.from_dict(case).option_words]
+        backend = case["backend"] + (f"/{case['device']}" if case["device"] != "cpu" else "")
+        backend += f" ({', '.join(words)})" if words else ""
         table.add_row(
             case["variant"], case["form"], backend, precision_text(result), str(case["batch"]),
             *(str(case[k]) for k in varying),
             format_ms(latency.get("p50")), format_ms(latency.get("p90")), format_ms(latency.get("p99")), cv,
+            *([format_ms((result.get("device_latency_ms") or {}).get("p50"))] if gpu else []),
             f"{result['throughput_ips']:.1f}" if result.get("throughput_ips") else "",
-            f"{memory['peak_rss_mb']:.0f} MB" if memory else "",
+            f"{memory['peak_rss_mb']:.0f} MB" if memory.get("peak_rss_mb") else "",
             f"{result['parity']['rel_l2']:.1e}" if result.get("parity") else "",
             f"{speedup:.2f}x" if speedup else "",
             f"[{_STATUS_STYLE[status]}]{status}[/]",
         )
-    if noisy:
-        table.caption = "! noisy: the IQR is more than 10% of the median"
+    captions = ["! noisy: the IQR is more than 10% of the median"] if noisy else []
+    if gpu:
+        captions.append("p50/p90/p99: host end to end, copies included; GPU p50: CUDA events around the compute")
+    table.caption = "\n".join(captions) or None
+    return table
+
+
+def artifacts_table(results: list[dict]) -> Table | None:
+    """Cases whose model was exported but could not be timed here (Core ML off macOS): what the
+    export made. None when there are none."""
+    rows = [r for r in results if r["status"] != "ok" and r.get("artifact")]
+    if not rows:
+        return None
+    table = Table(title="Exported, not timed here", box=box.SIMPLE_HEAVY)
+    for header in ("variant", "form", "backend", "format", "weights", "size", "ops", "export s", "MACs"):
+        table.add_column(header, justify="left" if header in ("variant", "form", "backend", "format") else "right")
+    for result in rows:
+        case, artifact = result["case"], result["artifact"]
+        hit = artifact.get("cache_hit")
+        table.add_row(case["variant"], case["form"], f"{case['backend']}/{case['device']}",
+                      str(artifact.get("model_format", "")), str(artifact.get("weight_precision", "")),
+                      f"{artifact['size_bytes'] / 1e6:.1f} MB", str(artifact.get("ops_total", "")),
+                      "cached" if hit else f"{artifact.get('export_s', 0):.1f}",
+                      f"{result['model']['macs'] / 1e6:.0f} M" if result.get("model") else "")
     return table
 
 
 def problem_lines(results: list[dict]) -> list[str]:
-    """Why cases did not run, each distinct reason once with the number of cases it hit."""
+    """Why cases did not run, each distinct reason once with the number of cases it hit; and
+    every case in which ONNX Runtime ran nodes on the CPU behind a GPU provider."""
     reasons: dict[tuple[str, str], int] = {}
     for result in results:
         if result["status"] != "ok":
             key = (result["status"], str(result.get("error")))
             reasons[key] = reasons.get(key, 0) + 1
-    return [f"[{_STATUS_STYLE[status]}]{status}[/] ({count} case{'s' if count > 1 else ''}): {escape(error)}"
-            for (status, error), count in reasons.items()]
+    lines = [f"[{_STATUS_STYLE[status]}]{status}[/] ({count} case{'s' if count > 1 else ''}): {escape(error)}"
+             for (status, error), count in reasons.items()]
+    for result in results:
+        backend = result.get("backend") or {}
+        fallback = backend.get("cpu_fallback_nodes")
+        if fallback:
+            total = sum(backend.get("placement", {}).values())
+            lines.append(f"[yellow]CPU fallback[/] {escape(Case.from_dict(result['case']).label)}: {len(fallback)} of "
+                         f"{total} nodes ran on the CPU: {escape(', '.join(fallback[:8]))}"
+                         + (" ..." if len(fallback) > 8 else ""))
+    return lines

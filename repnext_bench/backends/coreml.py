@@ -1,0 +1,80 @@
+"""Core ML: the fused or train-time model converted with coremltools, predicted on macOS with
+the chosen compute units. The case's device is the compute units (all, cpu_only,
+cpu_and_gpu, cpu_and_ne). Elsewhere the model is still converted and reported (conversion
+time, size, op counts, precision) and the case is skipped: prediction needs macOS."""
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+
+from ..cases import Case
+from ..export import INPUT_NAME, OUTPUT_NAME
+from ..export.coreml import FORMATS, PRECISIONS, export_coreml, import_coremltools, resolve_precision
+from . import Availability, Backend, CaseSkipped, PrepareContext, Session
+
+COMPUTE_UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}
+NOT_MACOS = "Core ML prediction needs macOS (this is {system}): the model was converted and is reported, not timed"
+
+
+class CoreMLSession(Session):
+    def __init__(self, mlmodel, images: np.ndarray, compute_units: str, artifact: dict, version: str) -> None:
+        self.inputs = {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)}
+        self._predict = mlmodel.predict
+        self._out = None
+        self.compute_units = compute_units
+        self.artifact = artifact
+        self.version = version
+
+    def run(self) -> None:
+        self._out = self._predict(self.inputs)
+
+    def output(self) -> np.ndarray:
+        return np.asarray(self._out[OUTPUT_NAME], dtype=np.float32)
+
+    def describe(self) -> dict:
+        return {
+            # Core ML does not say where each op ran; the Neural Engine computes in fp16 whatever
+            # the program holds, so this is the program's precision, not a guarantee per unit
+            "precision_effective": self.artifact["compute_precision"],
+            "device": self.compute_units,
+            "compute_units": COMPUTE_UNITS[self.compute_units],
+            "model_format": self.artifact["model_format"],
+            "target": self.artifact["target"],
+            "versions": {"coremltools": self.version, "macos": platform.mac_ver()[0]},
+        }
+
+
+class CoreMLBackend(Backend):
+    name = "coreml"
+    devices = tuple(COMPUTE_UNITS)
+    module = "coremltools"
+    distribution = "coremltools"
+    install = 'pip install "repnext-bench[coreml]"'
+    precisions = ("fp16", "fp32", "auto")
+
+    def check_devices(self, found: Availability) -> Availability:
+        if platform.system() == "Darwin":
+            return found
+        note = f"prediction needs macOS; on {platform.system()} it converts and reports the model, untimed"
+        return Availability(**{**found.to_dict(), "note": note})
+
+    def unsupported(self, case: Case) -> str | None:
+        model_format = dict(case.options).get("coreml_format", FORMATS[0])
+        allowed = (*PRECISIONS[model_format], "auto")
+        if case.precision not in allowed:
+            return f"Core ML {model_format} converts in {', '.join(allowed)}, not {case.precision}"
+        return None
+
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+        model_format = dict(case.options).get("coreml_format", FORMATS[0])
+        precision = resolve_precision(model_format, case.precision)
+        artifact = export_coreml(model, case.batch, case.resolution, model_format, precision, context.cache,
+                                 context.weights)
+        context.artifact = artifact.describe()
+        if platform.system() != "Darwin":
+            raise CaseSkipped(NOT_MACOS.format(system=platform.system()))
+        ct = import_coremltools()
+        units = getattr(ct.ComputeUnit, COMPUTE_UNITS[case.device])
+        mlmodel = ct.models.MLModel(str(artifact.path), compute_units=units)
+        return CoreMLSession(mlmodel, images, case.device, context.artifact, ct.__version__)

@@ -1,0 +1,138 @@
+"""TensorRT on an NVIDIA GPU: an engine built from the cached ONNX export (export/tensorrt.py),
+run with ``execute_async_v3`` on one non-default stream, optionally replayed as a CUDA graph.
+
+Each run copies the input from pinned host memory to the GPU, runs the engine and copies the
+logits back, then synchronises (the end-to-end host time); CUDA events around the engine alone
+give the GPU compute time. Device buffers are torch tensors, so no other CUDA binding is needed.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..cases import Case
+from ..export import INPUT_NAME, OUTPUT_NAME
+from ..export.tensorrt import export_tensorrt
+from ..measure.cuda_events import DeviceTimer
+from . import Availability, Backend, CaseSkipped, PrepareContext, Session
+from .torch_cuda import cuda_problem, gpu_facts, gpu_memory, has_bf16, needs_cuda, tf32_capable
+
+
+def _torch_dtype(trt, torch, trt_dtype):
+    """The torch dtype of a TensorRT tensor type (``trt.nptype`` has no bfloat16)."""
+    pairs = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "int32": "int32", "int64": "int64",
+             "int8": "int8", "bool": "bool"}
+    for trt_name, torch_name in pairs.items():
+        if hasattr(trt, trt_name) and trt_dtype == getattr(trt, trt_name):
+            return getattr(torch, torch_name)
+    raise RuntimeError(f"no torch type for TensorRT's {trt_dtype}")
+
+
+class TensorRTSession(Session):
+    def __init__(self, engine_bytes: bytes, images: np.ndarray, num_classes: int, options: dict,
+                 artifact: dict) -> None:
+        import tensorrt as trt
+        import torch
+
+        self._torch, self._trt = torch, trt
+        self.options, self.artifact = options, artifact
+        free_before = torch.cuda.mem_get_info()[0]
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
+        if self.engine is None:
+            raise RuntimeError("TensorRT could not load the engine (see its log above)")
+        self.context = self.engine.create_execution_context()
+        # weights and context memory come from TensorRT's own allocations, which torch's
+        # counters do not see: the drop in free device memory does
+        self.load_added_mb = (free_before - torch.cuda.mem_get_info()[0]) / 2**20
+        self.stream = torch.cuda.Stream()
+        torch.cuda.set_stream(self.stream)
+        self.device_timer = DeviceTimer(torch, self.stream)
+        shape = tuple(images.shape)
+        self.host_in = torch.from_numpy(images).pin_memory()
+        self.host_out = torch.empty((shape[0], num_classes), dtype=torch.float32).pin_memory()
+        self.d_in = torch.empty(shape, dtype=_torch_dtype(trt, torch, self.engine.get_tensor_dtype(INPUT_NAME)),
+                                device="cuda")
+        self.d_out = torch.empty((shape[0], num_classes), device="cuda",
+                                 dtype=_torch_dtype(trt, torch, self.engine.get_tensor_dtype(OUTPUT_NAME)))
+        self.context.set_input_shape(INPUT_NAME, shape)
+        self.context.set_tensor_address(INPUT_NAME, self.d_in.data_ptr())
+        self.context.set_tensor_address(OUTPUT_NAME, self.d_out.data_ptr())
+        execute, handle = self.context.execute_async_v3, self.stream.cuda_stream
+        if not execute(handle):  # once before any capture, as TensorRT asks
+            raise RuntimeError("TensorRT's execute_async_v3 failed")
+        self.stream.synchronize()
+        self._compute = self._capture(execute, handle) if options.get("cuda_graphs") else (lambda: execute(handle))
+
+    def _capture(self, execute, handle):
+        graph = self._torch.cuda.CUDAGraph()
+        with self._torch.cuda.graph(graph, stream=self.stream):
+            execute(handle)
+        return graph.replay
+
+    def run(self) -> None:
+        self.d_in.copy_(self.host_in, non_blocking=True)
+        self.device_timer.start()
+        self._compute()
+        self.device_timer.stop()
+        self.host_out.copy_(self.d_out, non_blocking=True)
+        self.stream.synchronize()
+
+    def output(self) -> np.ndarray:
+        return self.host_out.numpy()
+
+    def describe(self) -> dict:
+        torch, engine = self._torch, self.engine
+        precision = self.artifact["precision"]
+        activation = (engine.device_memory_size_v2 if hasattr(engine, "device_memory_size_v2")
+                      else engine.device_memory_size)
+        description = {
+            "precision_effective": "tf32" if precision == "auto" and tf32_capable(torch) else
+                                   "fp32" if precision == "auto" else precision,
+            "device": "cuda",
+            **gpu_facts(torch),
+            "typing": self.artifact["typing"],
+            "cuda_graphs": bool(self.options.get("cuda_graphs")),
+            "timed_call": "host->device copy, execute_async_v3, device->host copy, synchronize",
+            "versions": {"tensorrt": self._trt.__version__, "torch": torch.__version__, "cuda": torch.version.cuda},
+            "gpu_memory": {**gpu_memory(torch), "trt_activation_mb": activation / 2**20,
+                           "trt_load_added_mb": self.load_added_mb},
+        }
+        if self.artifact["typing"] == "weak" and precision in ("fp16", "bf16"):
+            description["precision_note"] = f"{precision} enabled: TensorRT picks {precision} or fp32 per layer"
+        return description
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    devices = ("cuda",)
+    module = "tensorrt"
+    distribution = "tensorrt"
+    install = 'pip install "repnext-bench[tensorrt]" (Linux or Windows, with an NVIDIA GPU and a CUDA build of torch)'
+    precisions = ("fp32", "fp16", "bf16", "auto")
+
+    def check_devices(self, found: Availability) -> Availability:
+        return needs_cuda(found, self.install)
+
+    def availability(self) -> Availability:
+        found = super().availability()
+        problem = None if found.available else cuda_problem()
+        if problem and problem not in found.reason:  # say both: no GPU here, and no tensorrt either
+            return replace(found, reason=f"{problem}; and {found.reason}")
+        return found
+
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+        import torch
+
+        if case.precision == "bf16" and not has_bf16(torch):
+            raise CaseSkipped(f"{torch.cuda.get_device_name()} has no bf16 support")
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            artifact = export_tensorrt(model, case.batch, case.resolution, case.precision, context.opset,
+                                       context.cache, context.weights)
+        except ValueError as exc:  # this TensorRT cannot build the precision
+            raise CaseSkipped(str(exc)) from exc
+        context.artifact = artifact.describe()
+        return TensorRTSession(artifact.path.read_bytes(), images, model.num_classes, dict(case.options),
+                               context.artifact)

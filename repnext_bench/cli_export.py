@@ -1,0 +1,178 @@
+"""The export command: the models as ONNX, OpenVINO IR, Core ML or TensorRT files in a folder,
+with a manifest, for use on other machines (an iPhone, a Jetson, a server)."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from .cli_common import (UsageProblem, check_checkpoint, check_writable, console, err_console, parse_forms, parse_option,
+                         parse_variant_names, usable_cores)
+
+_IO_TYPES = {"fp16": "float16", "bf16": "bfloat16"}
+
+FORMATS = ("onnx", "openvino", "coreml", "tensorrt")
+# the precision "auto" stands for, and what each format accepts
+DEFAULT_PRECISION = {"onnx": "fp32", "openvino": "fp32", "coreml": "fp16", "tensorrt": "auto"}
+FORMAT_PRECISIONS = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16"), "coreml": ("fp16", "fp32"),
+                     "tensorrt": ("fp32", "fp16", "bf16", "auto")}
+MANIFEST = "manifest.json"
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files in name order (a Core ML package)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+        digest.update(file.relative_to(path.parent).as_posix().encode() if path.is_dir() else b"")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _precision(fmt: str, asked: str, coreml_format: str) -> str:
+    if fmt == "coreml" and coreml_format == "neuralnetwork":
+        allowed, default = ("fp32",), "fp32"
+    else:
+        allowed, default = FORMAT_PRECISIONS[fmt], DEFAULT_PRECISION[fmt]
+    chosen = default if asked == "auto" else asked
+    if chosen not in allowed:
+        raise UsageProblem(f"--precision {asked}: {fmt}{' ' + coreml_format if fmt == 'coreml' else ''} "
+                           f"exports {', '.join(allowed)} (or auto)")
+    return chosen
+
+
+def _make(fmt: str, model, case, context, coreml_format: str):
+    """(artifact, files to copy as (source, suffix)) for one format."""
+    if fmt == "onnx":
+        from .export import export_onnx
+
+        artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights,
+                               dtype=case.precision)
+        return artifact, [(artifact.path, ".onnx")]
+    if fmt == "openvino":
+        from .export.openvino import export_openvino
+
+        artifact = export_openvino(model, case.batch, case.resolution, case.precision, context.opset,
+                                   context.cache, context.weights)
+        return artifact, [(artifact.path / "model.xml", ".xml"), (artifact.path / "model.bin", ".bin")]
+    if fmt == "coreml":
+        from .export.coreml import SUFFIXES, export_coreml
+
+        artifact = export_coreml(model, case.batch, case.resolution, coreml_format, case.precision,
+                                 context.cache, context.weights)
+        return artifact, [(artifact.path, SUFFIXES[coreml_format])]
+    from .export.tensorrt import export_tensorrt
+
+    artifact = export_tensorrt(model, case.batch, case.resolution, case.precision, context.opset,
+                               context.cache, context.weights)
+    return artifact, [(artifact.path, ".engine")]
+
+
+def _place(source: Path, target: Path) -> None:
+    if target.is_dir():
+        shutil.rmtree(target)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
+
+
+def export(
+    selector: str = typer.Option("m0", "--variants", "-v", help="Which variants: m0-m5, m0,m3, M4, m0e-m2e or all."),
+    fmt: str = typer.Option(..., "--format", help="onnx, openvino, coreml or tensorrt (comma-separated for several)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the files and manifest.json into."),
+    forms: str = typer.Option("fused", "--forms", "-f", help="Forms: fused (deployment), train, official."),
+    resolution: int = typer.Option(224, "--resolution", "-r", help="Input side in pixels (a multiple of 32)."),
+    batch: int = typer.Option(1, "--batch", help="Batch size of the static input (ONNX keeps the batch dynamic)."),
+    precision: str = typer.Option("auto", "--precision", "-p",
+                                  help="fp32, fp16, bf16 or auto: fp32 for onnx/openvino, fp16 for a Core ML ML "
+                                       "program, TensorRT's default (TF32) for tensorrt."),
+    coreml_format: str = typer.Option("mlprogram", "--coreml-format", help="mlprogram (iOS 16+) or neuralnetwork (iOS 14)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights for the one selected variant (random otherwise)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (also of the ONNX that OpenVINO and TensorRT start from)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights when no checkpoint is given."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Export cache (default: $REPNEXT_BENCH_CACHE or ~/.cache/repnext-bench)."),
+) -> None:
+    """Write the models as ONNX, OpenVINO IR, Core ML or TensorRT files, with a manifest.json
+    that says what each file is (input, precision, size, SHA-256, weights, versions)."""
+    from . import __version__
+    from .backends import availability
+    from .cases import Case, parse_choices
+    from .export.coreml import FORMATS as COREML_FORMATS
+    from .measure.timing import TimingPlan
+    from .report.results import artifact_text
+    from .report.schema import write_report
+    from .worker import Settings, build_case_model, export_context
+
+    variants = parse_variant_names(selector)
+    form_list = parse_forms(forms, "--forms")
+    formats = parse_option(parse_choices, fmt, "--format", FORMATS)
+    coreml_format = parse_option(parse_choices, coreml_format, "--coreml-format", COREML_FORMATS)[0]
+    if resolution <= 0 or resolution % 32:
+        raise UsageProblem(f"--resolution {resolution} is not valid: use a positive multiple of 32, e.g. 224")
+    if batch < 1:
+        raise UsageProblem(f"--batch {batch} is not valid: use 1 or more")
+    precisions = {f: _precision(f, precision.lower(), coreml_format) for f in formats}
+    for name, backend in (("coreml", "coreml"), ("tensorrt", "tensorrt")):
+        found = availability(backend) if name in formats else None
+        if found is not None and not found.available:
+            raise UsageProblem(f"--format {name}: {backend} is not available here: {found.reason}"
+                               + (f" ({found.install})" if found.install else "")
+                               + ("; an engine is built on the GPU that will run it" if name == "tensorrt" else ""))
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, variants)
+    manifest_path = out / MANIFEST
+    check_writable(manifest_path)
+
+    settings = Settings(plan=TimingPlan(), opset=opset, cache_dir=str(cache_dir) if cache_dir else None,
+                        checkpoint=str(checkpoint) if checkpoint else None, seed=seed)
+    weights_source = f"checkpoint {checkpoint}" if checkpoint else f"random (seed {seed}): for timing, not for accuracy"
+    manifest = {"tool": {"name": "repnext-bench", "version": __version__},
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "weights": weights_source, "artifacts": []}
+    table = Table(title=f"Exported to {out}", box=box.SIMPLE_HEAVY)
+    for header in ("file", "format", "precision", "size", "made"):
+        table.add_column(header)
+    with err_console.status("exporting") as status:
+        for variant in variants:
+            for form in form_list:
+                for name in formats:
+                    label = f"{variant.lower()}-{form}-{resolution}px" + (f"-b{batch}" if batch > 1 else "")
+                    status.update(f"exporting {label} as {name}")
+                    case = Case(variant, form, name, "cpu", precisions[name], batch, resolution, usable_cores(),
+                                "latency")
+                    model, _, _, _ = build_case_model(case, settings)
+                    context = export_context(model, settings)
+                    try:
+                        try:
+                            artifact, files = _make(name, model, case, context, coreml_format)
+                        except ValueError as exc:  # e.g. a precision this TensorRT cannot build
+                            raise UsageProblem(f"--format {name} --precision {case.precision}: {exc}") from exc
+                        stem = f"{label}-{precisions[name]}" + (f"-{coreml_format}" if name == "coreml" else "")
+                        placed = []
+                        for source, suffix in files:
+                            _place(source, out / (stem + suffix))
+                            placed.append(stem + suffix)
+                    finally:
+                        context.cache.close()
+                    typed = artifact.info.get("onnx_dtype") or (case.precision if name == "onnx" else "fp32")
+                    record = {"files": placed, "format": name, "variant": variant, "form": form,
+                              "precision": precisions[name], "size_bytes": artifact.size_bytes,
+                              "sha256": {f: _digest(out / f) for f in placed}, "weights_sha256": context.weights,
+                              "input": {"name": "images", "shape": [batch, 3, resolution, resolution],
+                                        "dtype": _IO_TYPES.get(typed, "float32"),
+                                        "batch": "dynamic" if name == "onnx" else "static"},
+                              "output": {"name": "logits", "shape": [batch, model.num_classes]},
+                              **{k: v for k, v in artifact.describe().items() if k not in ("path", "size_bytes", "files")}}
+                    manifest["artifacts"].append(record)
+                    write_report(manifest, manifest_path)  # after each file: an interruption keeps what was made
+                    table.add_row(escape(", ".join(placed)), name, precisions[name],
+                                  f"{artifact.size_bytes / 1e6:.1f} MB", escape(artifact_text(artifact.describe())))
+    console.print(table)
+    console.print(f"weights: {weights_source}")
+    console.print(f"manifest: {manifest_path}")

@@ -1,0 +1,81 @@
+"""The export command: files another machine can load, described by a manifest that matches them."""
+import hashlib
+import json
+
+import numpy as np
+import onnxruntime as ort
+import openvino as ov
+import pytest
+
+from repnext_bench.backends import availability
+from repnext_bench.cli import main
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    cache = tmp_path_factory.mktemp("cache")
+    assert main(["export", "-v", "m0", "--format", "onnx,openvino", "-r", "64", "--batch", "2", "--out", str(out),
+                 "--cache-dir", str(cache)]) == 0
+    return out, json.loads((out / "manifest.json").read_text())
+
+
+def test_onnx_and_openvino_files_load_and_agree(exported):
+    out, manifest = exported
+    by_format = {entry["format"]: entry for entry in manifest["artifacts"]}
+    assert by_format["onnx"]["files"] == ["m0-fused-64px-b2-fp32.onnx"]
+    assert by_format["openvino"]["files"] == ["m0-fused-64px-b2-fp32.xml", "m0-fused-64px-b2-fp32.bin"]
+    images = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    session = ort.InferenceSession(str(out / "m0-fused-64px-b2-fp32.onnx"), providers=["CPUExecutionProvider"])
+    from_onnx = session.run(None, {"images": images})[0]
+    compiled = ov.Core().compile_model(str(out / "m0-fused-64px-b2-fp32.xml"), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    from_ir = compiled(images)[0]
+    assert from_onnx.shape == from_ir.shape == (2, 1000)
+    assert np.linalg.norm(from_ir - from_onnx) / np.linalg.norm(from_onnx) < 1e-4
+    assert list(compiled.inputs[0].shape) == by_format["openvino"]["input"]["shape"] == [2, 3, 64, 64]
+
+
+def test_the_manifest_matches_the_files(exported):
+    out, manifest = exported
+    for entry in manifest["artifacts"]:
+        total = 0
+        for name, digest in entry["sha256"].items():
+            data = (out / name).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == digest
+            total += len(data)
+        assert total == entry["size_bytes"]
+        assert entry["weights_sha256"] == manifest["artifacts"][0]["weights_sha256"]  # one model, two formats
+        assert entry["output"] == {"name": "logits", "shape": [2, 1000]}
+
+
+def test_a_typed_fp16_onnx_says_so(tmp_path):
+    assert main(["export", "-v", "m0", "--format", "onnx", "-p", "fp16", "-r", "64", "--out", str(tmp_path),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    (entry,) = json.loads((tmp_path / "manifest.json").read_text())["artifacts"]
+    assert entry["input"]["dtype"] == "float16"
+    session = ort.InferenceSession(str(tmp_path / entry["files"][0]), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float16)"
+    assert session.run(None, {"images": np.zeros((1, 3, 64, 64), np.float16)})[0].dtype == np.float16
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--format", "tflite"], "--format 'tflite' is not valid: choose from onnx, openvino, coreml, tensorrt"),
+    (["--format", "onnx", "-r", "100"], "--resolution 100 is not valid"),
+    (["--format", "openvino", "-p", "bf16"], "--precision bf16: openvino exports fp32, fp16"),
+    (["--format", "onnx", "-v", "m9"], "unknown variant 'm9'"),
+])
+def test_bad_export_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    assert main(["export", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_tensorrt_export_without_tensorrt_says_what_is_missing(tmp_path, capsys):
+    found = availability("tensorrt")
+    if found.available:
+        pytest.skip("TensorRT is usable here (the GPU tests build engines)")
+    assert main(["export", "--format", "tensorrt", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and found.reason in err[0] and "repnext-bench[tensorrt]" in err[0]

@@ -1,0 +1,151 @@
+"""The GPU backends (cuda, tensorrt, onnxruntime on cuda/tensorrt). Tests marked ``gpu`` run
+on a machine with a CUDA device and are skipped elsewhere; the rest check, on any machine,
+the parts that need no GPU: TensorRT's build plan per release, ONNX Runtime's node placement,
+the timing hook that reads GPU events outside the timed region, and how results show them."""
+import importlib.util
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from repnext_bench.backends import availability
+from repnext_bench.backends.ort import OnnxRuntimeBackend, node_placement, record_placement
+from repnext_bench.cli import main
+from repnext_bench.export import ExportCache, export_onnx
+from repnext_bench.export.tensorrt import build_plan
+from repnext_bench.measure.timing import TimingPlan, measure
+from repnext_bench.models import convert, create_model
+from repnext_bench.report.results import problem_lines, results_table
+from repnext_bench.report.schema import read_report
+
+
+def fake_tensorrt(version: str, fp16_flag: bool = True, strongly_typed: bool = True):
+    """The few attributes build_plan reads, as a TensorRT release of ``version`` has them."""
+    creation = SimpleNamespace(EXPLICIT_BATCH=0, **({"STRONGLY_TYPED": 1} if strongly_typed else {}))
+    flags = SimpleNamespace(**({"FP16": "FP16", "BF16": "BF16"} if fp16_flag else {}))
+    return SimpleNamespace(__version__=version, NetworkDefinitionCreationFlag=creation, BuilderFlag=flags)
+
+
+@pytest.mark.parametrize("version,fp16_flag,strongly,expected", [
+    ("8.6.1", True, False, (1, ["FP16"], "fp32", "weak")),     # explicit batch flag, builder flag
+    ("10.5.0", True, True, (0, ["FP16"], "fp32", "weak")),     # always explicit batch; flags still current
+    ("10.12.0", True, True, (2, [], "fp16", "strong")),        # flags deprecated: a typed fp16 ONNX
+    ("11.0.0", False, True, (2, [], "fp16", "strong")),        # flags gone
+])
+def test_tensorrt_build_plan_follows_the_release(version, fp16_flag, strongly, expected):
+    assert build_plan(fake_tensorrt(version, fp16_flag, strongly), "fp16") == expected
+    flags, builder_flags, onnx_dtype, _ = build_plan(fake_tensorrt(version, fp16_flag, strongly), "fp32")
+    assert builder_flags == [] and onnx_dtype == "fp32" and flags == (1 if version.startswith("8") else 0)
+
+
+def test_a_precision_the_release_cannot_build_is_refused():
+    with pytest.raises(ValueError, match="TensorRT 8.6.1 has no bf16"):
+        build_plan(fake_tensorrt("8.6.1", fp16_flag=False, strongly_typed=False), "bf16")
+    assert build_plan(fake_tensorrt("9.2.0", fp16_flag=False), "bf16") == (3, [], "bf16", "strong")
+
+
+def test_placement_is_read_once_and_the_profiler_then_stops(tmp_path):
+    model = convert(create_model("M0", "train"), "fused").eval()
+    artifact = export_onnx(model, 64, 17, ExportCache(tmp_path / "cache"))
+    session = OnnxRuntimeBackend.load(str(artifact.path), 1, np.zeros((1, 3, 64, 64), np.float32), 1000,
+                                      profile_prefix=str(tmp_path / "ort"))
+    record_placement(session)
+    assert list(session.placement) == ["CPUExecutionProvider"] and len(session.placement["CPUExecutionProvider"]) > 100
+    assert not list(tmp_path.glob("ort*.json"))  # the profile file is removed
+    session.run()
+    assert session.session.end_profiling() == ""  # nothing is being recorded any more
+    described = session.describe()
+    assert described["placement"] == {"CPUExecutionProvider": len(session.placement["CPUExecutionProvider"])}
+
+
+def test_node_placement_groups_kernel_events_by_provider():
+    events = [{"cat": "Session", "name": "model_run"},
+              {"cat": "Node", "name": "Conv_1_kernel_time", "args": {"provider": "CUDAExecutionProvider"}},
+              {"cat": "Node", "name": "Conv_1_fence_before", "args": {}},
+              {"cat": "Node", "name": "Gelu_2_kernel_time", "args": {"provider": "CPUExecutionProvider"}},
+              {"cat": "Node", "name": "Conv_1_kernel_time", "args": {"provider": "CUDAExecutionProvider"}}]
+    assert node_placement(events) == {"CUDAExecutionProvider": ["Conv_1"], "CPUExecutionProvider": ["Gelu_2"]}
+
+
+def test_the_after_hook_runs_outside_the_timed_region():
+    calls = []
+    samples, wall = measure(lambda: None, TimingPlan(min_duration_s=0, min_iters=5),
+                            after=lambda: (calls.append(1), time.sleep(0.01)))
+    assert len(calls) == len(samples) == 5
+    assert max(samples) < 5 and wall >= 0.05  # the 10 ms sleeps are in the wall time, not in the samples
+
+
+def _gpu_result(fallback=()):
+    case = {"variant": "M0", "form": "fused", "backend": "onnxruntime", "device": "cuda", "precision": "fp32",
+            "batch": 1, "resolution": 224, "threads": 2, "mode": "latency", "options": {}}
+    stats = {"p50": 1.0, "p90": 1.1, "p99": 1.2, "cv": 0.01, "noisy": False}
+    return {"case": case, "status": "ok", "latency_ms": stats, "device_latency_ms": {**stats, "p50": 0.4},
+            "throughput_ips": 1000.0, "precision_effective": "fp32", "parity": {"rel_l2": 1e-6},
+            "memory": {"peak_rss_mb": 500.0}, "backend": {"placement": {"CUDAExecutionProvider": 10,
+                                                                        "CPUExecutionProvider": len(fallback)},
+                                                          "cpu_fallback_nodes": list(fallback)}}
+
+
+def test_results_show_gpu_time_and_cpu_fallback():
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(results_table([_gpu_result()]))
+    text = console.export_text()
+    assert "GPU p50" in text and "0.400" in text and "onnxruntime/cuda" in text
+    assert not problem_lines([_gpu_result()])
+    (line,) = problem_lines([_gpu_result(["Gelu_2", "Mean_9"])])
+    assert "CPU fallback" in line and "2 of 12 nodes ran on the CPU: Gelu_2, Mean_9" in line
+
+
+# ---- on a CUDA machine ---------------------------------------------------------------------
+
+def _run_gpu(tmp_path, *args) -> list[dict]:
+    path = tmp_path / "gpu.json"
+    code = main(["run", "-v", "m0", "-f", "train,fused", "-r", "64", "--duration", "0.2", "--min-iters", "20",
+                 "--seed", "0", "--cache-dir", str(tmp_path / "cache"),
+                 "-o", str(path), "-q", *args])
+    results = read_report(path)["results"]
+    assert code == 0, [r.get("error") for r in results]
+    return results
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("extra", [[], ["--cuda-graphs"], ["--channels-last", "--autocast"]])
+def test_cuda_backend_times_on_the_gpu(tmp_path, extra):
+    results = _run_gpu(tmp_path, "-b", "cuda", "-p", "fp32,fp16", *extra)
+    for result in results:
+        assert result["status"] == "ok", result.get("error")
+        precision = result["case"]["precision"]
+        assert result["precision_effective"] == precision
+        assert result["parity"]["rel_l2"] < (1e-4 if precision == "fp32" else 2e-2)
+        host, device = result["latency_ms"], result["device_latency_ms"]
+        assert device["n"] == host["n"] and device["p50"] <= host["p50"]  # the GPU part of the end-to-end call
+        assert result["memory"]["gpu_peak_allocated_mb"] > 0
+        assert result["backend"]["cuda_graphs"] == ("--cuda-graphs" in extra)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="tensorrt is not installed")
+def test_tensorrt_builds_caches_and_times_engines(tmp_path):
+    first = _run_gpu(tmp_path, "-b", "tensorrt", "-p", "fp32,fp16")
+    for result in first:
+        assert result["status"] == "ok", result.get("error")
+        assert result["artifact"]["build_s"] > 0 and result["memory"]["artifact_bytes"] > 0
+        assert result["device_latency_ms"]["p50"] <= result["latency_ms"]["p50"]
+        assert result["parity"]["rel_l2"] < (1e-3 if result["case"]["precision"] == "fp32" else 3e-2)
+    again = _run_gpu(tmp_path, "-b", "tensorrt", "-p", "fp32,fp16", "--cuda-graphs")
+    assert all(r["status"] == "ok" and r["artifact"]["cache_hit"] for r in again)
+
+
+@pytest.mark.gpu
+def test_onnxruntime_on_cuda_records_where_nodes_ran(tmp_path):
+    if "cuda" not in availability("onnxruntime").devices:
+        pytest.skip("this onnxruntime has no CUDA provider")
+    for result in _run_gpu(tmp_path, "-b", "onnxruntime", "--device", "cuda"):
+        assert result["status"] == "ok", result.get("error")
+        placement = result["backend"]["placement"]
+        assert placement.get("CUDAExecutionProvider", 0) > 0
+        assert result["backend"]["cpu_fallback_nodes"] == [] or "CPUExecutionProvider" in placement
+        assert result["parity"]["rel_l2"] < 1e-3

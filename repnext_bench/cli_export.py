@@ -105,7 +105,6 @@ def export(
     from .cases import Case, parse_choices
     from .export.coreml import FORMATS as COREML_FORMATS
     from .measure.timing import TimingPlan
-    from .report.results import artifact_text
     from .report.schema import write_report
     from .worker import Settings, build_case_model, export_context
 
@@ -136,8 +135,8 @@ def export(
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "weights": weights_source, "artifacts": []}
     table = Table(title=f"Exported to {out}", box=box.SIMPLE_HEAVY)
-    for header in ("file", "format", "precision", "size", "made"):
-        table.add_column(header)
+    for header in ("file", "format", "precision", "size", "ops", "made in"):
+        table.add_column(header, justify="right" if header in ("size", "ops", "made in") else "left")
     with err_console.status("exporting") as status:
         for variant in variants:
             for form in form_list:
@@ -172,7 +171,8 @@ def export(
                     manifest["artifacts"].append(record)
                     write_report(manifest, manifest_path)  # after each file: an interruption keeps what was made
                     table.add_row(escape(", ".join(placed)), name, precisions[name],
-                                  f"{artifact.size_bytes / 1e6:.1f} MB", escape(artifact_text(artifact.describe())))
+                                  f"{artifact.size_bytes / 1e6:.1f} MB", str(artifact.info.get("ops_total", "")),
+                                  "cache" if artifact.cache_hit else f"{artifact.export_s:.1f} s")
     console.print(table)
     console.print(f"weights: {weights_source}")
     console.print(f"manifest: {manifest_path}")

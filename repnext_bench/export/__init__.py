@@ -119,6 +119,17 @@ def onnx_key(variant: str, form: str, weights: str, resolution: int, opset: int,
     return key
 
 
+def op_counts(path: Path) -> dict:
+    """The ONNX graph's node types and how many of each (constants left out, as for the other formats)."""
+    from collections import Counter
+
+    import onnx
+
+    ops = Counter(node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
+                  if node.op_type != "Constant")
+    return {"op_counts": dict(ops.most_common()), "ops_total": sum(ops.values())}
+
+
 ONNX_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -128,7 +139,7 @@ def export_onnx(model: torch.nn.Module, resolution: int, opset: int, cache: Expo
     unless ``dtype`` asks for a typed fp16/bf16 graph (for TensorRT's strongly typed builds)."""
     key = onnx_key(model.variant.name, model.form, weights or weights_hash(model), resolution, opset, dtype)
 
-    def create(path: Path) -> None:
+    def create(path: Path) -> dict:
         kind = ONNX_DTYPES[dtype]
         example = torch.zeros(1, 3, resolution, resolution, dtype=kind)
         typed = model if kind is torch.float32 else copy.deepcopy(model).to(kind)
@@ -139,5 +150,6 @@ def export_onnx(model: torch.nn.Module, resolution: int, opset: int, cache: Expo
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
+        return op_counts(path)
 
     return cache.get_or_create("onnx", key, "model.onnx", create)

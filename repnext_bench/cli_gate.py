@@ -73,7 +73,8 @@ def _arm(name: str, base_case, settings, overrides: dict):
 
 def gate(
     selector: str = typer.Option("m0", "--variants", "-v", help="Variants to gate, e.g. m0 or m0-m2."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backends, comma-separated: torch, onnxruntime, openvino."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backends, comma-separated: torch, onnxruntime, openvino, cuda, tensorrt."),
+    device: str = typer.Option("", "--device", "-d", help="Devices, as for run (default: each backend's first)."),
     forms: str = typer.Option("fused", "--form", "--forms", "-f", help="Forms, comma-separated."),
     batch: int = typer.Option(1, "--batch", help="Batch size."),
     resolution: int = typer.Option(224, "--resolution", "-r", help="Input side in pixels (at least 32)."),
@@ -107,7 +108,7 @@ def gate(
     from .worker import Settings
 
     variants = parse_variant_names(selector)
-    backends = parse_backends(backend)
+    backends = parse_backends(backend, device)
     form_list = parse_forms(forms, "--form")
     precision = parse_option(parse_choices, precision, "--precision", PRECISIONS)[0]
     if batch < 1 or resolution < 32 or threads < 1 or opset < 7:

@@ -28,6 +28,7 @@ def _row(check: dict) -> list[str]:
 def verify(
     selector: str = typer.Option("m0-m5", "--variants", "-v", help="Which variants, e.g. m0-m5, m0e-m2e or all."),
     backend: str = typer.Option("torch,onnxruntime,openvino", "--backend", "-b", help="Backends to check, comma-separated."),
+    device: str = typer.Option("", "--device", "-d", help="Devices, as for run (default: each backend's first)."),
     forms: str = typer.Option("train,fused", "--forms", "-f", help="Forms each backend runs."),
     precision: str = typer.Option("fp32", "--precision", "-p", help="Precisions, comma-separated: fp32, bf16, fp16, auto."),
     resolution: int = typer.Option(224, "--resolution", "-r", help="Input side in pixels (at least 32)."),
@@ -44,7 +45,7 @@ def verify(
     from .worker import Settings
 
     variants = parse_variant_names(selector)
-    backends = parse_backends(backend)
+    backends = parse_backends(backend, device)
     form_list = parse_forms(forms, "--forms")
     precisions = parse_option(parse_choices, precision, "--precision", PRECISIONS)
     if resolution < 32 or batch < 1 or threads < 0:

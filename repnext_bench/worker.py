@@ -153,7 +153,7 @@ def measure_case(case: Case, settings: Settings) -> dict:
     except CaseSkipped as skip:  # what was exported before the skip is still reported
         cache.close()
         artifact = context.artifact
-        if artifact:
+        if artifact and skip.exported:
             result.update(artifact=artifact, cold_start={"export_s": artifact.get("export_s"),
                                                          "export_cache_hit": artifact.get("cache_hit")},
                           memory={"artifact_bytes": artifact.get("size_bytes")})

@@ -99,6 +99,25 @@ def test_results_show_gpu_time_and_cpu_fallback():
     assert "CPU fallback" in line and "2 of 12 nodes ran on the CPU: Gelu_2, Mean_9" in line
 
 
+def test_a_gpu_provider_that_cannot_start_is_a_skip_not_a_hidden_cpu_run(tmp_path):
+    """onnxruntime-gpu where no GPU (or no CUDA library) is usable: ONNX Runtime would quietly
+    run on the CPU; the case says so instead."""
+    found = availability("onnxruntime")
+    from repnext_bench.backends.torch_cuda import cuda_problem
+
+    if "cuda" not in found.devices or not cuda_problem():
+        pytest.skip("needs onnxruntime-gpu on a machine without a usable GPU")
+    path = tmp_path / "fallback.json"
+    assert main(["run", "-v", "m0", "-b", "onnxruntime", "--device", "cuda,tensorrt", "-f", "fused", "-r", "64",
+                 "--cache-dir", str(tmp_path / "cache"), "-o", str(path), "-q"]) == 0
+    results = read_report(path)["results"]
+    assert [r["case"]["device"] for r in results] == ["cuda", "tensorrt"]
+    for result, provider in zip(results, ["CUDAExecutionProvider", "TensorrtExecutionProvider"]):
+        assert result["status"] == "skipped" and result["latency_ms"] is None
+        assert f"could not create {provider} here and would run everything on CPUExecutionProvider" in result["error"]
+        assert "artifact" not in result  # the ONNX file is not the point of this case
+
+
 # ---- on a CUDA machine ---------------------------------------------------------------------
 
 def _run_gpu(tmp_path, *args) -> list[dict]:
@@ -149,3 +168,10 @@ def test_onnxruntime_on_cuda_records_where_nodes_ran(tmp_path):
         assert placement.get("CUDAExecutionProvider", 0) > 0
         assert result["backend"]["cpu_fallback_nodes"] == [] or "CPUExecutionProvider" in placement
         assert result["parity"]["rel_l2"] < 1e-3
+
+
+@pytest.mark.parametrize("command", ["gate", "verify"])
+def test_gate_and_verify_take_devices_as_run_does(command, capsys):
+    assert main([command, "-v", "m0", "-b", "torch,onnxruntime", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device cuda: torch runs on cpu" in err[0]

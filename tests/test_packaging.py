@@ -16,3 +16,18 @@ def test_wheel_ships_every_variant_file(tmp_path):
     assert shipped == {p.name for p in (ROOT / "variants").glob("*.toml")}
     assert len(shipped) == 9
     assert "repnext-bench = repnext_bench.cli:main" in scripts
+
+
+def test_each_gpu_and_apple_backend_has_its_extra_and_none_is_core(tmp_path):
+    """The CPU install needs none of them; `backends` points at these extras."""
+    wheel = next(iter(WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])))
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    lines = metadata.splitlines()
+    assert {"Provides-Extra: coreml", "Provides-Extra: tensorrt", "Provides-Extra: gpu"} <= set(lines)
+    requires = [line for line in lines if line.startswith("Requires-Dist:")]
+    core = [line for line in requires if "extra ==" not in line]
+    assert not [line for line in core if any(name in line for name in ("tensorrt", "coremltools", "onnxruntime-gpu"))]
+    assert any("tensorrt" in line and "extra == 'tensorrt'" in line for line in requires)
+    assert any("onnxruntime-gpu" in line and "extra == 'gpu'" in line for line in requires)
+    assert any("coremltools" in line and "extra == 'coreml'" in line for line in requires)

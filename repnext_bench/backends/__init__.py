@@ -29,7 +29,13 @@ BACKENDS = {
 
 
 class CaseSkipped(Exception):
-    """Raised by a backend that finds, once loaded, that it cannot run a case (e.g. no bf16 on this CPU)."""
+    """Raised by a backend that finds, once loaded, that it cannot run a case (e.g. no bf16 on this CPU).
+    ``exported`` says that the artifact made before the skip is a result of its own (a Core ML
+    model converted where it cannot be run), to be reported with the case."""
+
+    def __init__(self, reason: str, *, exported: bool = False) -> None:
+        super().__init__(reason)
+        self.exported = exported
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class CoreMLBackend(Backend):
                                  context.weights)
         context.artifact = artifact.describe()
         if platform.system() != "Darwin":
-            raise CaseSkipped(NOT_MACOS.format(system=platform.system()))
+            raise CaseSkipped(NOT_MACOS.format(system=platform.system()), exported=True)
         ct = import_coremltools()
         units = getattr(ct.ComputeUnit, COMPUTE_UNITS[case.device])
         mlmodel = ct.models.MLModel(str(artifact.path), compute_units=units)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,6 +83,36 @@ def _place(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _export_one(model, case, settings, coreml_format: str, out: Path, label: str) -> dict:
+    """Export ``model`` in the case's format (its backend) and precision, copy the files into
+    ``out`` named after ``label``, and return the manifest record."""
+    from .worker import export_context
+
+    context = export_context(model, settings)
+    name = case.backend
+    try:
+        try:
+            artifact, files = _make(name, model, case, context, coreml_format)
+        except ValueError as exc:  # e.g. a precision this TensorRT cannot build
+            raise UsageProblem(f"--format {name} --precision {case.precision}: {exc}") from exc
+        stem = f"{label}-{case.precision}" + (f"-{coreml_format}" if name == "coreml" else "")
+        placed = []
+        for source, suffix in files:
+            _place(source, out / (stem + suffix))
+            placed.append(stem + suffix)
+    finally:
+        context.cache.close()
+    typed = artifact.info.get("onnx_dtype") or (case.precision if name == "onnx" else "fp32")
+    shape = [case.batch, 3, case.resolution, case.resolution]
+    return {"files": placed, "format": name, "variant": case.variant, "form": case.form,
+            "precision": case.precision, "size_bytes": artifact.size_bytes,
+            "sha256": {f: _digest(out / f) for f in placed}, "weights_sha256": context.weights,
+            "input": {"name": "images", "shape": shape, "dtype": _IO_TYPES.get(typed, "float32"),
+                      "batch": "dynamic" if name == "onnx" else "static"},
+            "output": {"name": "logits", "shape": [case.batch, model.num_classes]},
+            **{k: v for k, v in artifact.describe().items() if k not in ("path", "size_bytes", "files")}}
+
+
 def export(
     selector: str = typer.Option("m0", "--variants", "-v", help="Which variants: m0-m5, m0,m3, M4, m0e-m2e or all."),
     fmt: str = typer.Option(..., "--format", help="onnx, openvino, coreml or tensorrt (comma-separated for several)."),
@@ -106,7 +137,7 @@ def export(
     from .export.coreml import FORMATS as COREML_FORMATS
     from .measure.timing import TimingPlan
     from .report.schema import write_report
-    from .worker import Settings, build_case_model, export_context
+    from .worker import Settings, build_case_model
 
     variants = parse_variant_names(selector)
     form_list = parse_forms(forms, "--forms")
@@ -140,39 +171,19 @@ def export(
     with err_console.status("exporting") as status:
         for variant in variants:
             for form in form_list:
+                label = f"{variant.lower()}-{form}-{resolution}px" + (f"-b{batch}" if batch > 1 else "")
+                status.update(f"building {label}")
+                case = Case(variant, form, "export", "cpu", "fp32", batch, resolution, usable_cores(), "latency")
+                model = build_case_model(case, settings)[0]
                 for name in formats:
-                    label = f"{variant.lower()}-{form}-{resolution}px" + (f"-b{batch}" if batch > 1 else "")
                     status.update(f"exporting {label} as {name}")
-                    case = Case(variant, form, name, "cpu", precisions[name], batch, resolution, usable_cores(),
-                                "latency")
-                    model, _, _, _ = build_case_model(case, settings)
-                    context = export_context(model, settings)
-                    try:
-                        try:
-                            artifact, files = _make(name, model, case, context, coreml_format)
-                        except ValueError as exc:  # e.g. a precision this TensorRT cannot build
-                            raise UsageProblem(f"--format {name} --precision {case.precision}: {exc}") from exc
-                        stem = f"{label}-{precisions[name]}" + (f"-{coreml_format}" if name == "coreml" else "")
-                        placed = []
-                        for source, suffix in files:
-                            _place(source, out / (stem + suffix))
-                            placed.append(stem + suffix)
-                    finally:
-                        context.cache.close()
-                    typed = artifact.info.get("onnx_dtype") or (case.precision if name == "onnx" else "fp32")
-                    record = {"files": placed, "format": name, "variant": variant, "form": form,
-                              "precision": precisions[name], "size_bytes": artifact.size_bytes,
-                              "sha256": {f: _digest(out / f) for f in placed}, "weights_sha256": context.weights,
-                              "input": {"name": "images", "shape": [batch, 3, resolution, resolution],
-                                        "dtype": _IO_TYPES.get(typed, "float32"),
-                                        "batch": "dynamic" if name == "onnx" else "static"},
-                              "output": {"name": "logits", "shape": [batch, model.num_classes]},
-                              **{k: v for k, v in artifact.describe().items() if k not in ("path", "size_bytes", "files")}}
+                    record = _export_one(model, replace(case, backend=name, precision=precisions[name]), settings,
+                                         coreml_format, out, label)
                     manifest["artifacts"].append(record)
                     write_report(manifest, manifest_path)  # after each file: an interruption keeps what was made
-                    table.add_row(escape(", ".join(placed)), name, precisions[name],
-                                  f"{artifact.size_bytes / 1e6:.1f} MB", str(artifact.info.get("ops_total", "")),
-                                  "cache" if artifact.cache_hit else f"{artifact.export_s:.1f} s")
+                    table.add_row(escape(", ".join(record["files"])), name, record["precision"],
+                                  f"{record['size_bytes'] / 1e6:.1f} MB", str(record.get("ops_total", "")),
+                                  "cache" if record["cache_hit"] else f"{record['export_s']:.1f} s")
     console.print(table)
     console.print(f"weights: {weights_source}")
     console.print(f"manifest: {manifest_path}")

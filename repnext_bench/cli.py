@@ -123,7 +123,7 @@ def run(
     autocast: bool = typer.Option(False, "--autocast", help="cuda backend: fp16/bf16 by autocast instead of casting the model."),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="cuda and tensorrt backends: replay each inference as a CUDA graph."),
     coreml_format: str = typer.Option("mlprogram", "--coreml-format",
-                                      help="coreml backend: mlprogram (iOS 16+), neuralnetwork (older devices), or both."),
+                                      help="coreml backend: mlprogram (iOS 16+), neuralnetwork (older devices), or both: mlprogram,neuralnetwork."),
     case_timeout: float = typer.Option(600.0, "--case-timeout", help="Stop a case (and record it failed) after this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and input."),
 ) -> None:
@@ -146,8 +146,10 @@ def run(
     modes = parse_option(parse_choices, mode, "--mode", MODES)
     if duration < 0 or warmup < 0 or min_iters < 1 or case_timeout <= 0:
         raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
-    if opset < 7:
-        raise UsageProblem(f"--opset {opset} is not valid: use 7 or newer (17 is the default)")
+    from .export import ONNX_MAX_OPSET
+
+    if not 7 <= opset <= ONNX_MAX_OPSET:
+        raise UsageProblem(f"--opset {opset} is not valid: use 7 to {ONNX_MAX_OPSET} (17 is the default)")
     if checkpoint is not None:
         check_checkpoint(checkpoint, variants)
     report_format = parse_option(parse_choices, report_format, "--format", ("repnext", "pytest-benchmark"))[0]

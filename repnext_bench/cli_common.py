@@ -61,9 +61,6 @@ def parse_backends(text: str, devices: str = "") -> list[tuple[str, str]]:
         if not mine:
             raise UsageProblem(f"--device {devices}: {backend.name} runs on {', '.join(backend.devices)}")
         pairs.extend((backend.name, d) for d in mine)
-    unused = [d for d in wanted if all(d != device for _, device in pairs)]
-    if unused:  # cannot happen with parse_choices above; kept as the rule it enforces
-        raise UsageProblem(f"--device {devices}: no chosen backend runs on {', '.join(unused)}")
     return pairs
 
 
@@ -83,13 +80,13 @@ def default_output(kind: str = "run") -> Path:
     return Path("reports") / f"{kind}-{stamp}.json"
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, option: str = "--output") -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise UsageProblem(f"--output {path}: cannot write there ({exc.strerror or exc})") from exc
+        raise UsageProblem(f"{option} {path}: cannot write there ({exc.strerror or exc})") from exc
 
 
 

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 from dataclasses import replace
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 
 import typer
@@ -13,33 +14,46 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import (UsageProblem, check_checkpoint, check_writable, console, err_console, parse_forms, parse_option,
+from .cli_common import (ClickException, UsageProblem, check_checkpoint, check_writable, console, err_console, parse_forms, parse_option,
                          parse_variant_names, usable_cores)
 
 _IO_TYPES = {"fp16": "float16", "bf16": "bfloat16"}
-
 FORMATS = ("onnx", "openvino", "coreml", "tensorrt")
-# the precision "auto" stands for, and what each format accepts
-DEFAULT_PRECISION = {"onnx": "fp32", "openvino": "fp32", "coreml": "fp16", "tensorrt": "auto"}
-FORMAT_PRECISIONS = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16"), "coreml": ("fp16", "fp32"),
-                     "tensorrt": ("fp32", "fp16", "bf16", "auto")}
+_LIBRARIES = {"onnx": "onnx", "openvino": "openvino", "coreml": "coremltools", "tensorrt": "tensorrt"}
 MANIFEST = "manifest.json"
 
 
 def _digest(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's files in name order (a Core ML package)."""
+    """SHA-256 of a file; of a folder (a Core ML package), over its files' paths inside it and
+    their contents, in path order."""
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     digest = hashlib.sha256()
-    for file in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
-        digest.update(file.relative_to(path.parent).as_posix().encode() if path.is_dir() else b"")
+    for file in sorted(f for f in path.rglob("*") if f.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
+def _precisions(fmt: str, coreml_format: str) -> tuple[tuple[str, ...], str]:
+    """(what the format exports, what ``auto`` means for it), from the exporters themselves."""
+    if fmt == "coreml":
+        from .export.coreml import PRECISIONS
+
+        return PRECISIONS[coreml_format], PRECISIONS[coreml_format][0]
+    if fmt == "openvino":
+        from .export.openvino import PRECISIONS
+
+        return PRECISIONS, PRECISIONS[0]
+    if fmt == "tensorrt":
+        from .backends.tensorrt_gpu import TensorRTBackend
+
+        return TensorRTBackend.precisions, "auto"
+    return ("fp32", "fp16"), "fp32"  # a typed bf16 ONNX Conv needs opset 22, beyond the TorchScript exporter
+
+
 def _precision(fmt: str, asked: str, coreml_format: str) -> str:
-    if fmt == "coreml" and coreml_format == "neuralnetwork":
-        allowed, default = ("fp32",), "fp32"
-    else:
-        allowed, default = FORMAT_PRECISIONS[fmt], DEFAULT_PRECISION[fmt]
+    allowed, default = _precisions(fmt, coreml_format)
     chosen = default if asked == "auto" else asked
     if chosen not in allowed:
         raise UsageProblem(f"--precision {asked}: {fmt}{' ' + coreml_format if fmt == 'coreml' else ''} "
@@ -95,6 +109,9 @@ def _export_one(model, case, settings, coreml_format: str, out: Path, label: str
             artifact, files = _make(name, model, case, context, coreml_format)
         except ValueError as exc:  # e.g. a precision this TensorRT cannot build
             raise UsageProblem(f"--format {name} --precision {case.precision}: {exc}") from exc
+        except Exception as exc:  # the exporter failed: one line, and the manifest keeps what was made
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ClickException(f"exporting {label} as {name} failed: {type(exc).__name__}: {first}") from exc
         stem = f"{label}-{case.precision}" + (f"-{coreml_format}" if name == "coreml" else "")
         placed = []
         for source, suffix in files:
@@ -102,15 +119,19 @@ def _export_one(model, case, settings, coreml_format: str, out: Path, label: str
             placed.append(stem + suffix)
     finally:
         context.cache.close()
+    from . import __version__
+
     typed = artifact.info.get("onnx_dtype") or (case.precision if name == "onnx" else "fp32")
     shape = [case.batch, 3, case.resolution, case.resolution]
-    return {"files": placed, "format": name, "variant": case.variant, "form": case.form,
+    facts = {k: v for k, v in artifact.describe().items() if k not in ("path", "size_bytes", "files", "input")}
+    versions = {"repnext_bench": __version__, "torch": version("torch"), _LIBRARIES[name]: version(_LIBRARIES[name])}
+    return {**facts, "files": placed, "format": name, "variant": case.variant, "form": case.form,
             "precision": case.precision, "size_bytes": artifact.size_bytes,
             "sha256": {f: _digest(out / f) for f in placed}, "weights_sha256": context.weights,
             "input": {"name": "images", "shape": shape, "dtype": _IO_TYPES.get(typed, "float32"),
                       "batch": "dynamic" if name == "onnx" else "static"},
             "output": {"name": "logits", "shape": [case.batch, model.num_classes]},
-            **{k: v for k, v in artifact.describe().items() if k not in ("path", "size_bytes", "files")}}
+            **({} if name == "coreml" else {"opset": context.opset}), "versions": versions}
 
 
 def export(
@@ -134,15 +155,23 @@ def export(
     from . import __version__
     from .backends import availability
     from .cases import Case, parse_choices
+    from .export import ONNX_MAX_OPSET
     from .export.coreml import FORMATS as COREML_FORMATS
     from .measure.timing import TimingPlan
     from .report.schema import write_report
-    from .worker import Settings, build_case_model
+    from .models import convert
+    from .worker import Settings, reference_model
 
     variants = parse_variant_names(selector)
     form_list = parse_forms(forms, "--forms")
     formats = parse_option(parse_choices, fmt, "--format", FORMATS)
-    coreml_format = parse_option(parse_choices, coreml_format, "--coreml-format", COREML_FORMATS)[0]
+    coreml_formats = parse_option(parse_choices, coreml_format, "--coreml-format", COREML_FORMATS)
+    if len(coreml_formats) > 1:
+        raise UsageProblem(f"--coreml-format {coreml_format}: export writes one Core ML format per run; "
+                           f"choose {' or '.join(COREML_FORMATS)}")
+    coreml_format = coreml_formats[0]
+    if not 7 <= opset <= ONNX_MAX_OPSET:
+        raise UsageProblem(f"--opset {opset} is not valid: use 7 to {ONNX_MAX_OPSET} (17 is the default)")
     if resolution <= 0 or resolution % 32:
         raise UsageProblem(f"--resolution {resolution} is not valid: use a positive multiple of 32, e.g. 224")
     if batch < 1:
@@ -157,7 +186,7 @@ def export(
     if checkpoint is not None:
         check_checkpoint(checkpoint, variants)
     manifest_path = out / MANIFEST
-    check_writable(manifest_path)
+    check_writable(manifest_path, "--out")
 
     settings = Settings(plan=TimingPlan(), opset=opset, cache_dir=str(cache_dir) if cache_dir else None,
                         checkpoint=str(checkpoint) if checkpoint else None, seed=seed)
@@ -174,7 +203,7 @@ def export(
                 label = f"{variant.lower()}-{form}-{resolution}px" + (f"-b{batch}" if batch > 1 else "")
                 status.update(f"building {label}")
                 case = Case(variant, form, "export", "cpu", "fp32", batch, resolution, usable_cores(), "latency")
-                model = build_case_model(case, settings)[0]
+                model = convert(reference_model(variant, settings), form)
                 for name in formats:
                     status.update(f"exporting {label} as {name}")
                     record = _export_one(model, replace(case, backend=name, precision=precisions[name]), settings,

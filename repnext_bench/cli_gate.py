@@ -71,9 +71,23 @@ def _arm(name: str, base_case, settings, overrides: dict):
     return ArmSpec(name, python, case, settings, slowdown)
 
 
+def _check_runnable(backends: list[tuple[str, str]], precision: str, batch: int, resolution: int,
+                    threads: int) -> None:
+    """A backend, device or precision that cannot run in this environment is bad input, said
+    before any arm starts."""
+    from .backends import availability, case_problem
+    from .cases import Case
+
+    for name, device in backends:
+        problem = case_problem(Case("M0", "fused", name, device, precision, batch, resolution, threads, "latency"),
+                               availability(name))
+        if problem:
+            raise UsageProblem(f"--backend {name}: {problem[1]}")
+
+
 def gate(
     selector: str = typer.Option("m0", "--variants", "-v", help="Variants to gate, e.g. m0 or m0-m2."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backends, comma-separated: torch, onnxruntime, openvino, cuda, tensorrt."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backends, comma-separated: torch, onnxruntime, openvino, cuda, tensorrt (coreml cannot be timed off macOS)."),
     device: str = typer.Option("", "--device", "-d", help="Devices, as for run (default: each backend's first)."),
     forms: str = typer.Option("fused", "--form", "--forms", "-f", help="Forms, comma-separated."),
     batch: int = typer.Option(1, "--batch", help="Batch size."),
@@ -127,8 +141,10 @@ def gate(
     path = output or default_output("gate")
     check_writable(path)
     if markdown_path:
-        check_writable(markdown_path)
+        check_writable(markdown_path, "--markdown")
     settings = Settings(plan=TimingPlan(warmup_s=0.3, warmup_iters=3, min_duration_s=0, min_iters=1), opset=opset)
+    if "python" not in base_overrides or "python" not in cand_overrides:  # an arm runs in this environment
+        _check_runnable(backends, precision, batch, resolution, threads)
     arms = []
     for variant in variants:
         for name, device in backends:
@@ -206,7 +222,7 @@ def compare(
     except ReportError as exc:
         raise UsageProblem(str(exc)) from None
     if markdown_path:
-        check_writable(markdown_path)
+        check_writable(markdown_path, "--markdown")
     result = compare_reports(*reports, threshold=threshold)
     notes = [f"environment differs: {line}" for line in result["environment_differences"]]
     notes += [f"only in the baseline: {label}" for label in result["only_in_baseline"]]

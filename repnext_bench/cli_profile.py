@@ -65,7 +65,7 @@ def profile(
     path = output or default_output("profile")
     check_writable(path)
     if trace is not None:
-        check_writable(trace)
+        check_writable(trace, "--trace")
     cases = [Case(name, form, backend, get_backend(backend).device, precision, batch, resolution,
                   threads or usable_cores(), "latency") for form in form_list]
     settings = Settings(plan=TimingPlan(warmup_s=min(0.3, duration), warmup_iters=3, min_duration_s=duration, min_iters=5),

@@ -44,7 +44,7 @@ def report(
     if not any(row["status"] == "ok" for row in merged["rows"]):
         raise UsageProblem("no finished case in these reports: nothing to compare")
     out = out or Path("reports") / f"comparison.{fmt}"
-    check_writable(out)
+    check_writable(out, "--out")
     with err_console.status("drawing the plots"):
         written = RENDERERS[fmt](merged, out)
     table = Table(title="Best latency at batch 1", box=box.SIMPLE_HEAVY)

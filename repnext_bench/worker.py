@@ -98,23 +98,34 @@ def _base_result(case: Case) -> dict:
             "cold_start": None, "model": None, "backend": None, "samples_ms": None}
 
 
-def build_case_model(case: Case, settings: Settings):
-    """(model in the case's form, input images, the PyTorch fp32 train-time output on them,
-    counts of the model) for one case: what both measuring and profiling start from."""
+def reference_model(variant: str, settings: Settings):
+    """The train-time model with the settings' weights: a checkpoint, or the seeded random
+    initialisation (with random BatchNorm statistics when ``randomize``)."""
     import torch
 
-    from .models import convert, create_model, load_checkpoint
-    from .models.counting import count
+    from .models import create_model, load_checkpoint
 
-    torch.set_num_threads(case.threads)
     torch.manual_seed(settings.seed)
-    reference = create_model(case.variant, "train")
+    reference = create_model(variant, "train")
     if settings.checkpoint:
         load_checkpoint(reference, settings.checkpoint)
     elif settings.randomize:
         from .models.randomize import randomize
 
         randomize(reference, settings.seed)
+    return reference
+
+
+def build_case_model(case: Case, settings: Settings):
+    """(model in the case's form, input images, the PyTorch fp32 train-time output on them,
+    counts of the model) for one case: what both measuring and profiling start from."""
+    import torch
+
+    from .models import convert
+    from .models.counting import count
+
+    torch.set_num_threads(case.threads)
+    reference = reference_model(case.variant, settings)
     images = np.random.default_rng(settings.seed).standard_normal(
         (case.batch, 3, case.resolution, case.resolution), dtype=np.float32)
     with torch.inference_mode():

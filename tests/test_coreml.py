@@ -89,6 +89,8 @@ def test_export_writes_the_package_and_its_manifest(tmp_path, capsys):
     package = out / entry["files"][0]
     assert package.is_dir() and size_on_disk(package) == entry["size_bytes"]
     assert entry["weight_precision"] == "fp16" and entry["input"]["shape"] == [1, 3, 64, 64]
+    assert entry["input"]["batch"] == "static" and entry["input"]["dtype"] == "float32"
+    assert entry["versions"]["coremltools"] == ct.__version__ and "opset" not in entry
     assert "random (seed 0)" in manifest["weights"]
     spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"

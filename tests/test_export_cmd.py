@@ -47,6 +47,7 @@ def test_the_manifest_matches_the_files(exported):
         assert total == entry["size_bytes"]
         assert entry["weights_sha256"] == manifest["artifacts"][0]["weights_sha256"]  # one model, two formats
         assert entry["output"] == {"name": "logits", "shape": [2, 1000]}
+        assert entry["opset"] == 17 and entry["versions"]["torch"] and entry["versions"][entry["format"]]
 
 
 def test_a_typed_fp16_onnx_says_so(tmp_path):
@@ -64,6 +65,9 @@ def test_a_typed_fp16_onnx_says_so(tmp_path):
     (["--format", "onnx", "-r", "100"], "--resolution 100 is not valid"),
     (["--format", "openvino", "-p", "bf16"], "--precision bf16: openvino exports fp32, fp16"),
     (["--format", "onnx", "-v", "m9"], "unknown variant 'm9'"),
+    (["--format", "onnx", "--opset", "99"], "--opset 99 is not valid: use 7 to"),
+    (["--format", "coreml", "--coreml-format", "mlprogram,neuralnetwork"], "export writes one Core ML format per run"),
+    (["--format", "onnx", "--batch", "0"], "--batch 0 is not valid"),
 ])
 def test_bad_export_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert main(["export", "--out", str(tmp_path), *args]) == 2
@@ -79,3 +83,18 @@ def test_tensorrt_export_without_tensorrt_says_what_is_missing(tmp_path, capsys)
     assert main(["export", "--format", "tensorrt", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and found.reason in err[0] and "repnext-bench[tensorrt]" in err[0]
+
+
+def test_a_failing_exporter_is_one_line_and_keeps_the_earlier_files(tmp_path, capsys, monkeypatch):
+    from repnext_bench.export import openvino as ov_export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed\nwith a long second line")
+
+    monkeypatch.setattr(ov_export, "export_openvino", broken)
+    assert main(["export", "-v", "m0", "--format", "onnx,openvino", "-r", "64", "--out", str(tmp_path),
+                 "--cache-dir", str(tmp_path / "cache")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: exporting m0-fused-64px as openvino failed: RuntimeError: converter crashed"]
+    (entry,) = json.loads((tmp_path / "manifest.json").read_text())["artifacts"]
+    assert entry["format"] == "onnx" and (tmp_path / entry["files"][0]).is_file()

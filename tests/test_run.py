@@ -157,6 +157,8 @@ def test_unsupported_and_unavailable_cases_need_no_worker(tmp_path, capsys):
     cuda = availability("cuda")
     if not cuda.available:  # a CPU machine: one clear reason, with the way to get it
         assert status[("cuda", "fp16")] == ("unavailable", f"cuda is not available: {cuda.reason} ({cuda.install})")
+        assert "CPU-only build" in cuda.reason or "no CUDA device is visible" in cuda.reason
+        assert "a CUDA build of torch" in cuda.install
         assert "cuda is not available" in capsys.readouterr().out
     else:
         assert status[("cuda", "fp16")][0] == "ok"

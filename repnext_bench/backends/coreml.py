@@ -51,7 +51,6 @@ class CoreMLBackend(Backend):
     module = "coremltools"
     distribution = "coremltools"
     install = 'pip install "repnext-bench[coreml]"'
-    precisions = ("fp16", "fp32", "auto")
 
     def check_devices(self, found: Availability) -> Availability:
         if platform.system() == "Darwin":

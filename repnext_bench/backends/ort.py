@@ -23,7 +23,8 @@ OPTIMIZATION_LEVEL = "ORT_ENABLE_ALL"
 _ELEMENT_TYPES = {"tensor(float)": "fp32", "tensor(float16)": "fp16", "tensor(bfloat16)": "bf16"}
 # device -> the provider it asks for (the CPU provider always comes last)
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-GPU_INSTALL = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+# both wheels install the module onnxruntime: remove both, then install the GPU one alone
+GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
 _SUFFIX = "_kernel_time"
 
 
@@ -41,13 +42,13 @@ def node_placement(events: list[dict]) -> dict[str, list[str]]:
 
 def _tf32_gpu() -> bool:
     """Whether GPU 0 has TF32 tensor cores, asked through torch when it is a CUDA build."""
-    from .torch_cuda import cuda_problem, tf32_capable
+    from .torch_cuda import ampere_or_newer, cuda_problem
 
     if cuda_problem():
         return False
     import torch
 
-    return tf32_capable(torch)
+    return ampere_or_newer(torch)
 
 
 def provider_list(device: str, precision: str, cache_root: Path) -> list:

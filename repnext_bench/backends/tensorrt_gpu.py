@@ -14,9 +14,8 @@ import numpy as np
 from ..cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME
 from ..export.tensorrt import export_tensorrt
-from ..measure.cuda_events import DeviceTimer
 from . import Availability, Backend, CaseSkipped, PrepareContext, Session
-from .torch_cuda import cuda_problem, gpu_facts, gpu_memory, has_bf16, needs_cuda, tf32_capable
+from .torch_cuda import GpuSession, ampere_or_newer, cuda_problem, gpu_facts, gpu_memory, needs_cuda
 
 
 def _torch_dtype(trt, torch, trt_dtype):
@@ -29,13 +28,14 @@ def _torch_dtype(trt, torch, trt_dtype):
     raise RuntimeError(f"no torch type for TensorRT's {trt_dtype}")
 
 
-class TensorRTSession(Session):
+class TensorRTSession(GpuSession):
     def __init__(self, engine_bytes: bytes, images: np.ndarray, num_classes: int, options: dict,
                  artifact: dict) -> None:
         import tensorrt as trt
         import torch
 
-        self._torch, self._trt = torch, trt
+        super().__init__(torch, images, num_classes)
+        self._trt = trt
         self.options, self.artifact = options, artifact
         free_before = torch.cuda.mem_get_info()[0]
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -46,41 +46,24 @@ class TensorRTSession(Session):
         # weights and context memory come from TensorRT's own allocations, which torch's
         # counters do not see: the drop in free device memory does
         self.load_added_mb = (free_before - torch.cuda.mem_get_info()[0]) / 2**20
-        self.stream = torch.cuda.Stream()
-        torch.cuda.set_stream(self.stream)
-        self.device_timer = DeviceTimer(torch, self.stream)
         shape = tuple(images.shape)
-        self.host_in = torch.from_numpy(images).pin_memory()
-        self.host_out = torch.empty((shape[0], num_classes), dtype=torch.float32).pin_memory()
-        self.d_in = torch.empty(shape, dtype=_torch_dtype(trt, torch, self.engine.get_tensor_dtype(INPUT_NAME)),
-                                device="cuda")
-        self.d_out = torch.empty((shape[0], num_classes), device="cuda",
-                                 dtype=_torch_dtype(trt, torch, self.engine.get_tensor_dtype(OUTPUT_NAME)))
+        self.x = torch.empty(shape, dtype=_torch_dtype(trt, torch, self.engine.get_tensor_dtype(INPUT_NAME)),
+                             device="cuda")
+        self.out = torch.empty((shape[0], num_classes), device="cuda",
+                               dtype=_torch_dtype(trt, torch, self.engine.get_tensor_dtype(OUTPUT_NAME)))
         self.context.set_input_shape(INPUT_NAME, shape)
-        self.context.set_tensor_address(INPUT_NAME, self.d_in.data_ptr())
-        self.context.set_tensor_address(OUTPUT_NAME, self.d_out.data_ptr())
+        self.context.set_tensor_address(INPUT_NAME, self.x.data_ptr())
+        self.context.set_tensor_address(OUTPUT_NAME, self.out.data_ptr())
         execute, handle = self.context.execute_async_v3, self.stream.cuda_stream
         if not execute(handle):  # once before any capture, as TensorRT asks
             raise RuntimeError("TensorRT's execute_async_v3 failed")
         self.stream.synchronize()
-        self._compute = self._capture(execute, handle) if options.get("cuda_graphs") else (lambda: execute(handle))
 
-    def _capture(self, execute, handle):
-        graph = self._torch.cuda.CUDAGraph()
-        with self._torch.cuda.graph(graph, stream=self.stream):
+        def compute():
             execute(handle)
-        return graph.replay
+            return self.out
 
-    def run(self) -> None:
-        self.d_in.copy_(self.host_in, non_blocking=True)
-        self.device_timer.start()
-        self._compute()
-        self.device_timer.stop()
-        self.host_out.copy_(self.d_out, non_blocking=True)
-        self.stream.synchronize()
-
-    def output(self) -> np.ndarray:
-        return self.host_out.numpy()
+        self._compute = self.capture(compute) if options.get("cuda_graphs") else compute
 
     def describe(self) -> dict:
         torch, engine = self._torch, self.engine
@@ -88,7 +71,7 @@ class TensorRTSession(Session):
         activation = (engine.device_memory_size_v2 if hasattr(engine, "device_memory_size_v2")
                       else engine.device_memory_size)
         description = {
-            "precision_effective": "tf32" if precision == "auto" and tf32_capable(torch) else
+            "precision_effective": "tf32" if precision == "auto" and ampere_or_newer(torch) else
                                    "fp32" if precision == "auto" else precision,
             "device": "cuda",
             **gpu_facts(torch),
@@ -125,7 +108,7 @@ class TensorRTBackend(Backend):
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
         import torch
 
-        if case.precision == "bf16" and not has_bf16(torch):
+        if case.precision == "bf16" and not ampere_or_newer(torch):
             raise CaseSkipped(f"{torch.cuda.get_device_name()} has no bf16 support")
         torch.cuda.reset_peak_memory_stats()
         try:

@@ -48,13 +48,9 @@ def gpu_memory(torch) -> dict:
             "gpu_peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
 
 
-def tf32_capable(torch) -> bool:
-    """TF32 tensor cores exist from compute capability 8.0 (Ampere) on."""
-    return torch.cuda.get_device_capability()[0] >= 8
-
-
-def has_bf16(torch) -> bool:
-    """Native bf16 (compute capability 8.0 on); ``is_bf16_supported`` also says yes to emulation."""
+def ampere_or_newer(torch) -> bool:
+    """Compute capability 8.0 on: TF32 tensor cores and native bf16 (``is_bf16_supported``
+    also says yes to emulation on older GPUs)."""
     return torch.cuda.get_device_capability()[0] >= 8
 
 
@@ -63,21 +59,56 @@ def effective_precision(torch, precision: str) -> str:
     use TF32 on GPUs that have it."""
     if precision != "auto":
         return precision
-    return "tf32" if torch.backends.cudnn.allow_tf32 and tf32_capable(torch) else "fp32"
+    return "tf32" if torch.backends.cudnn.allow_tf32 and ampere_or_newer(torch) else "fp32"
 
 
-class CudaSession(Session):
-    def __init__(self, torch, model, x, images: np.ndarray, num_classes: int, precision: str,
-                 options: dict) -> None:
+class GpuSession(Session):
+    """What the GPU sessions share: one non-default stream, pinned host buffers, and the timed
+    call (host->device copy of the input, the compute between two CUDA events, device->host
+    copy of the output, synchronise). A subclass sets ``self.x`` (the device input) and
+    ``self._compute`` (runs the model, returns the device output)."""
+
+    def __init__(self, torch, images: np.ndarray, num_classes: int) -> None:
         self._torch = torch
-        self.options = options
-        self.precision = precision
-        torch.cuda.synchronize()  # the model's move and layout change ran on the default stream
+        torch.cuda.synchronize()  # whatever ran on the default stream (moving the model) is done
         self.stream = torch.cuda.Stream()
         torch.cuda.set_stream(self.stream)  # everything of this worker runs on one non-default stream
         self.device_timer = DeviceTimer(torch, self.stream)
         self.host_in = torch.from_numpy(images).pin_memory()
         self.host_out = torch.empty((images.shape[0], num_classes), dtype=torch.float32).pin_memory()
+
+    def capture(self, compute):
+        """``compute`` recorded once into a CUDA graph (warm it up first); returns a callable
+        that replays it and returns its output buffer."""
+        graph = self._torch.cuda.CUDAGraph()
+        with self._torch.cuda.graph(graph, stream=self.stream):
+            out = compute()
+        replay = graph.replay
+
+        def replayed():
+            replay()
+            return out
+
+        return replayed
+
+    def run(self) -> None:
+        self.x.copy_(self.host_in, non_blocking=True)
+        self.device_timer.start()
+        out = self._compute()
+        self.device_timer.stop()
+        self.host_out.copy_(out, non_blocking=True)
+        self.stream.synchronize()
+
+    def output(self) -> np.ndarray:
+        return self.host_out.numpy()
+
+
+class CudaSession(GpuSession):
+    def __init__(self, torch, model, x, images: np.ndarray, num_classes: int, precision: str,
+                 options: dict) -> None:
+        super().__init__(torch, images, num_classes)
+        self.options = options
+        self.precision = precision
         self.x = x
         self._contexts = [torch.inference_mode()]
         if options.get("autocast") and precision in ("fp16", "bf16"):  # with CUDA graphs the casts are captured too
@@ -85,36 +116,12 @@ class CudaSession(Session):
                                                  cache_enabled=not options.get("cuda_graphs")))
         for context in self._contexts:  # held for the session's life, not entered per call
             context.__enter__()
-        self._forward = self._capture(model) if options.get("cuda_graphs") else (lambda: model(self.x))
-
-    def _capture(self, model):
-        """Record the forward pass once into a CUDA graph; each run replays it on the same
-        input and output buffers."""
-        torch = self._torch
-        for _ in range(3):  # warm up (cuDNN picks its algorithms) before capturing
-            model(self.x)
-        self.stream.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
-            static_out = model(self.x)
-        replay = graph.replay
-
-        def forward():
-            replay()
-            return static_out
-
-        return forward
-
-    def run(self) -> None:
-        self.x.copy_(self.host_in, non_blocking=True)
-        self.device_timer.start()
-        out = self._forward()
-        self.device_timer.stop()
-        self.host_out.copy_(out, non_blocking=True)
-        self.stream.synchronize()
-
-    def output(self) -> np.ndarray:
-        return self.host_out.numpy()
+        self._compute = lambda: model(self.x)
+        if options.get("cuda_graphs"):
+            for _ in range(3):  # warm up (cuDNN picks its algorithms) before capturing
+                self._compute()
+            self.stream.synchronize()
+            self._compute = self.capture(self._compute)
 
     def describe(self) -> dict:
         torch = self._torch
@@ -152,7 +159,7 @@ class CudaBackend(Backend):
         import torch
 
         options = dict(case.options)
-        if case.precision == "bf16" and not has_bf16(torch):
+        if case.precision == "bf16" and not ampere_or_newer(torch):
             raise CaseSkipped(f"{torch.cuda.get_device_name()} has no bf16 support")
         torch.backends.cudnn.allow_tf32 = case.precision == "auto"  # fp32 means fp32
         torch.backends.cuda.matmul.allow_tf32 = False

@@ -25,6 +25,18 @@ import torch
 from .. import __version__
 
 CACHE_ENV = "REPNEXT_BENCH_CACHE"
+
+
+def _max_opset() -> int:
+    """The newest opset the TorchScript-based exporter writes (torch keeps it in a private module)."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:
+        return 17
+    return getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17)
+
+
+ONNX_MAX_OPSET = _max_opset()
 EXPORTER = "torch.onnx (TorchScript-based)"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 

@@ -3,9 +3,10 @@ adds the TensorRT version, the precision, the static input shape and the GPU), w
 timing cache per TensorRT version and GPU so that later builds reuse measured tactics.
 
 Precision, in the way the installed TensorRT supports it: fp32 with TF32 off; ``auto`` keeps
-TensorRT's default (TF32 allowed); fp16/bf16 by builder flag on releases before 10.12 (weak
-typing: TensorRT picks fp16 or fp32 per layer), and as a strongly typed network parsed from an
-ONNX export in that type from 10.12 on, where the flags are deprecated (gone in 11).
+TensorRT's default (TF32 allowed); fp16 by builder flag before 10.12 (weak typing: TensorRT
+picks fp16 or fp32 per layer) and from 10.12, where the flags are deprecated (gone in 11), as a
+strongly typed network parsed from an fp16 ONNX export; bf16 by its builder flag wherever
+there is one (a bf16 ONNX Conv needs opset 22, beyond the TorchScript exporter).
 """
 from __future__ import annotations
 
@@ -33,8 +34,13 @@ def build_plan(trt, precision: str) -> tuple[int, list, str, str]:
     if precision not in _FLAGS:
         return explicit, [], "fp32", "weak"
     flag = getattr(trt.BuilderFlag, _FLAGS[precision], None)
-    if flag is not None and release(trt) < (10, 12):
+    # bf16 stays on its (deprecated) flag while there is one: a bf16-typed ONNX Conv needs
+    # opset 22, beyond what the TorchScript exporter writes
+    if flag is not None and (release(trt) < (10, 12) or precision == "bf16"):
         return explicit, [flag], "fp32", "weak"
+    if precision == "bf16":
+        raise ValueError(f"TensorRT {trt.__version__} builds bf16 only from a bf16-typed ONNX graph, whose Conv "
+                         "needs opset 22, beyond the TorchScript exporter")
     strongly = getattr(creation, "STRONGLY_TYPED", None)
     if strongly is None and release(trt)[0] < 11:  # 11 is always strongly typed and has no such flag
         raise ValueError(f"TensorRT {trt.__version__} has no {precision} (no builder flag, no strong typing)")

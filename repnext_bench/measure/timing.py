@@ -51,7 +51,8 @@ def measure(run: Callable[[], object], plan: TimingPlan,
         append(t1 - t0)
         if after:
             after()
-        elapsed = clock() - start
+            t1 = clock()
+        elapsed = t1 - start
     return [s / 1e6 for s in samples], elapsed / 1e9
 
 

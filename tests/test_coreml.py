@@ -97,3 +97,13 @@ def test_export_writes_the_package_and_its_manifest(tmp_path, capsys):
     assert main(["export", "-v", "m0", "--format", "coreml", "--coreml-format", "neuralnetwork", "-p", "fp16",
                  "--out", str(out)]) == 2
     assert "neuralnetwork exports fp32" in capsys.readouterr().err
+
+
+def test_a_precision_the_format_cannot_convert_is_skipped_without_a_worker():
+    from repnext_bench.backends import get_backend
+    from repnext_bench.cases import Case
+
+    coreml = get_backend("coreml")
+    case = Case("M0", "fused", "coreml", "all", "fp16", 1, 64, 1, "latency", (("coreml_format", "neuralnetwork"),))
+    assert coreml.unsupported(case) == "coreml neuralnetwork on all does not run fp16; it supports fp32, auto"
+    assert coreml.unsupported(Case(**{**case.__dict__, "options": (("coreml_format", "mlprogram"),)})) is None

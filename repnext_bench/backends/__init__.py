@@ -119,14 +119,17 @@ class Backend(ABC):
         may be absent override this)."""
         return found
 
-    def precisions_on(self, device: str) -> tuple[str, ...]:
+    def precisions_for(self, case: Case) -> tuple[str, ...]:
+        """The precisions it runs for ``case`` (backends where they depend on the device or an
+        option override this)."""
         return self.precisions
 
     def unsupported(self, case: Case) -> str | None:
         """Why this backend cannot run ``case`` (a reason to skip it), or None."""
-        precisions = self.precisions_on(case.device)
+        precisions = self.precisions_for(case)
         if case.precision not in precisions:
-            return (f"{self.name} on {case.device} does not run {case.precision}; "
+            extra = "".join(f" {word}" for word in case.option_words)
+            return (f"{self.name}{extra} on {case.device} does not run {case.precision}; "
                     f"it supports {', '.join(precisions)}")
         return None
 

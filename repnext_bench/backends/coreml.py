@@ -58,12 +58,8 @@ class CoreMLBackend(Backend):
         note = f"prediction needs macOS; on {platform.system()} it converts and reports the model, untimed"
         return Availability(**{**found.to_dict(), "note": note})
 
-    def unsupported(self, case: Case) -> str | None:
-        model_format = dict(case.options).get("coreml_format", FORMATS[0])
-        allowed = (*PRECISIONS[model_format], "auto")
-        if case.precision not in allowed:
-            return f"Core ML {model_format} converts in {', '.join(allowed)}, not {case.precision}"
-        return None
+    def precisions_for(self, case: Case) -> tuple[str, ...]:
+        return (*PRECISIONS[dict(case.options).get("coreml_format", FORMATS[0])], "auto")
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
         model_format = dict(case.options).get("coreml_format", FORMATS[0])

@@ -139,8 +139,8 @@ class OnnxRuntimeBackend(Backend):
         return Availability(self.name, True, ort.__version__, [d for d in self.devices if d not in unusable],
                             unusable=unusable, install=GPU_INSTALL if unusable else None)
 
-    def precisions_on(self, device: str) -> tuple[str, ...]:
-        return ("fp32", "fp16", "auto") if device == "tensorrt" else self.precisions
+    def precisions_for(self, case: Case) -> tuple[str, ...]:
+        return ("fp32", "fp16", "auto") if case.device == "tensorrt" else self.precisions
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
         artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)

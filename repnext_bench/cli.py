@@ -64,15 +64,16 @@ def variants(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per variant and form) instead of a table."),
 ) -> None:
     """List the variants: params and MACs of each form, beside the paper's figures."""
-    from .catalog import form_counts
     from .models import VariantError, parse_variants
-    from .report.variants import variants_notes, variants_table
 
     try:
         chosen = parse_variants(selector)
     except VariantError as exc:
         raise UsageProblem(f"--variants: {exc}") from exc
     _positive_multiple_of_32(resolution)
+    from .catalog import form_counts  # counting needs torch: imported once the options are known good
+    from .report.variants import variants_notes, variants_table
+
     rows = []
     with err_console.status("counting parameters and MACs") as status:
         for variant in chosen:
@@ -146,10 +147,10 @@ def run(
     modes = parse_option(parse_choices, mode, "--mode", MODES)
     if duration < 0 or warmup < 0 or min_iters < 1 or case_timeout <= 0:
         raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
-    from .export import ONNX_MAX_OPSET
+    from .export import opset_problem
 
-    if not 7 <= opset <= ONNX_MAX_OPSET:
-        raise UsageProblem(f"--opset {opset} is not valid: use 7 to {ONNX_MAX_OPSET} (17 is the default)")
+    if opset_problem(opset):
+        raise UsageProblem(opset_problem(opset))
     if checkpoint is not None:
         check_checkpoint(checkpoint, variants)
     report_format = parse_option(parse_choices, report_format, "--format", ("repnext", "pytest-benchmark"))[0]

@@ -10,6 +10,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from .machine import usable_cores  # noqa: F401  (re-exported for the commands)
+
 # Piped into a file or another program, rich would wrap tables at 80 columns; use a width
 # that fits the widest table instead (COLUMNS still wins when set).
 _PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
@@ -26,13 +28,6 @@ UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageE
 
 class UsageProblem(UsageError):
     """Bad input from the user: one line on stderr, exit code 2."""
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def parse_option(parser, *args, **kwargs):

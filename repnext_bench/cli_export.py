@@ -155,7 +155,7 @@ def export(
     from . import __version__
     from .backends import availability
     from .cases import Case, parse_choices
-    from .export import ONNX_MAX_OPSET
+    from .export import opset_problem
     from .export.coreml import FORMATS as COREML_FORMATS
     from .measure.timing import TimingPlan
     from .report.schema import write_report
@@ -170,8 +170,8 @@ def export(
         raise UsageProblem(f"--coreml-format {coreml_format}: export writes one Core ML format per run; "
                            f"choose {' or '.join(COREML_FORMATS)}")
     coreml_format = coreml_formats[0]
-    if not 7 <= opset <= ONNX_MAX_OPSET:
-        raise UsageProblem(f"--opset {opset} is not valid: use 7 to {ONNX_MAX_OPSET} (17 is the default)")
+    if opset_problem(opset):
+        raise UsageProblem(opset_problem(opset))
     if resolution <= 0 or resolution % 32:
         raise UsageProblem(f"--resolution {resolution} is not valid: use a positive multiple of 32, e.g. 224")
     if batch < 1:

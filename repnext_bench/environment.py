@@ -11,45 +11,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import __version__
+from . import __version__, machine
 
 LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "coremltools", "numpy", "onnx",
              "typer", "rich")
-# the CPU features that decide which kernels and precisions the runtimes pick
-CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
-                "amx_int8", "amx_fp16", "neon", "asimd")
-
-
-def _cpuinfo() -> dict[str, str | set[str]]:
-    info: dict[str, str | set[str]] = {"model": platform.processor() or platform.machine(), "flags": set()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    cores = set()
-    physical = ""
-    for line in text.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "model name":
-            info["model"] = value
-        elif key in ("flags", "Features"):
-            info["flags"] = set(value.split())
-        elif key == "physical id":
-            physical = value
-        elif key == "core id":
-            cores.add((physical, value))
-    info["physical_cores"] = str(len(cores)) if cores else ""
-    return info
-
-
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        return None
-    return None
 
 
 def _library_versions() -> dict[str, str]:
@@ -95,24 +60,16 @@ def _git_commit() -> dict[str, str | bool] | None:
 
 def fingerprint(argv: list[str] | None = None) -> dict:
     """Everything about this machine and software that a measurement depends on."""
-    cpu = _cpuinfo()
-    flags = cpu["flags"]
-    assert isinstance(flags, set)
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 0
+    cpu = machine.cpu()
     return {
         "hostname": socket.gethostname(),
         "cpu": {
-            "model": cpu["model"],
-            "architecture": platform.machine(),
+            **cpu,
             "logical_cores": os.cpu_count(),
-            "physical_cores": int(cpu["physical_cores"]) if cpu.get("physical_cores") else None,
-            "usable_cores": usable,
-            "features": sorted(f for f in CPU_FEATURES if f in flags),
+            "physical_cores": machine.physical_cores(),
+            "usable_cores": machine.usable_cores(),
         },
-        "memory_gib": _memory_gib(),
+        "memory_gib": machine.memory_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "libraries": _library_versions(),

@@ -12,8 +12,6 @@ Nothing heavy is imported until a fixture is used.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
@@ -22,6 +20,7 @@ def _open_session(variant: str, form: str = "fused", backend: str = "onnxruntime
                   checkpoint: str | None = None, seed: int = 0, opset: int = 17):
     from .backends import CaseSkipped, get_backend
     from .cases import Case
+    from .machine import usable_cores
     from .measure.timing import TimingPlan
     from .models import get_variant
     from .worker import Settings, build_case_model, export_context
@@ -29,7 +28,7 @@ def _open_session(variant: str, form: str = "fused", backend: str = "onnxruntime
     chosen = get_variant(variant)
     runtime = get_backend(backend)
     case = Case(chosen.name, form, backend, runtime.device, precision, batch, resolution,
-                threads or len(os.sched_getaffinity(0)), "latency")
+                threads or usable_cores(), "latency")
     reason = runtime.unsupported(case)
     if reason:
         pytest.skip(reason)

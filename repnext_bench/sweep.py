@@ -18,12 +18,13 @@ from .cases import Case
 from .report.schema import write_report
 from .worker import Settings, worker_main
 
+# by name: Windows has no SIGKILL or SIGBUS
 _SIGNALS = {
-    signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)",
-    signal.SIGKILL: "was killed by SIGKILL (most likely the kernel's out-of-memory killer)",
-    signal.SIGABRT: "aborted (SIGABRT)",
-    signal.SIGBUS: "crashed with a bus error (SIGBUS)",
-    signal.SIGILL: "crashed on an illegal instruction (SIGILL)",
+    "SIGSEGV": "crashed with a segmentation fault (SIGSEGV)",
+    "SIGKILL": "was killed by SIGKILL (most likely the kernel's out-of-memory killer)",
+    "SIGABRT": "aborted (SIGABRT)",
+    "SIGBUS": "crashed with a bus error (SIGBUS)",
+    "SIGILL": "crashed on an illegal instruction (SIGILL)",
 }
 
 
@@ -33,8 +34,11 @@ def _record(case: Case, status: str, error: str) -> dict:
 
 def _exit_reason(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
-        sig = signal.Signals(-exitcode)
-        return f"the worker {_SIGNALS.get(sig, f'was killed by {sig.name}')}"
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the worker {_SIGNALS.get(name, f'was killed by {name}')}"
     return f"the worker exited with code {exitcode} before sending a result"
 
 

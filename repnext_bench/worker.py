@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import resource
 import signal
 import time
 import traceback
@@ -79,9 +78,13 @@ def _fail(kind: str) -> None:
         time.sleep(10**6)
     elif kind == "killed":
         os.kill(os.getpid(), signal.SIGKILL)
-    elif kind == "oom":
+    elif kind == "oom":  # a limit on the address space: POSIX only, as is this test hook
+        import resource
+
+        import psutil
+
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+        used = psutil.Process().memory_info().vms
         resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), hard))
         try:
             np.ones(1 << 32)  # 32 GiB: more than the limit and than this machine

@@ -1,14 +1,47 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from repnext_bench.models.randomize import randomize
 
-__all__ = ["randomize", "rel_err"]  # imported by the tests
+__all__ = ["randomize", "rel_err", "run_cli", "FAST"]  # imported by the tests
+
+# small real sweeps: M0-size models at 64x64, a few short samples each
+FAST = ["--resolution", "64", "--duration", "0.05", "--min-iters", "20", "--warmup", "0.02"]
+# capability-dependent path -> what this machine did there (printed at the end of the run)
+EXERCISED: dict[str, str] = {}
+
+
+@pytest.fixture
+def exercised(request):
+    """``exercised(path, outcome)`` records which branch of a capability-dependent check this
+    machine took. It travels in the test's report, so that it reaches the summary from
+    pytest-xdist's workers too."""
+    def record(path: str, outcome: str) -> None:
+        request.node.user_properties.append(("capability", (path, outcome)))
+
+    return record
+
+
+def pytest_runtest_logreport(report):
+    for key, value in report.user_properties:
+        if key == "capability":
+            path, outcome = value
+            EXERCISED[path] = outcome
 
 
 def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     return ((actual - expected).norm() / expected.norm()).item()
+
+
+def run_cli(*args, env=None, **kwargs):
+    """``repnext-bench run ...`` in a fresh interpreter, as a user starts it."""
+    return subprocess.run([sys.executable, "-m", "repnext_bench", "run", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600, **kwargs)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,6 +56,35 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    if EXERCISED:
+        terminalreporter.section("capability-dependent paths on this machine")
+        for path, outcome in sorted(EXERCISED.items()):
+            terminalreporter.write_line(f"{path}: {outcome}")
+
+
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="session")
+def real_runs(tmp_path_factory):
+    """Two small real sweeps that several test modules read (run, report, compare, pytest-benchmark):
+    ``a.json``, M0 and M1 x train/fused x torch/onnxruntime, started as a user would (its stdout
+    and stderr are kept); ``b.json``, M0 x train/fused x torch/openvino on one thread; ``c.json``,
+    M0 x train/fused on onnxruntime at batch 1 and 2 (a second run of two of a's cases).
+    Returns (folder, the finished process of a, that of b)."""
+    from repnext_bench.cli import main
+
+    folder = tmp_path_factory.mktemp("runs")
+    cache = ["--cache-dir", str(folder / "cache")]
+    first = run_cli("--variants", "m0,m1", "--backend", "torch,onnxruntime", *FAST,
+                    "--output", str(folder / "a.json"), *cache)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("-v", "m0", "-b", "torch,openvino", "--threads", "1", *FAST, "--quiet",
+                     "-o", str(folder / "b.json"), *cache)
+    assert second.returncode == 0, second.stderr
+    assert main(["run", "-v", "m0", "-b", "onnxruntime", "--batch", "1,2", *FAST, "--quiet",
+                 "--output", str(folder / "c.json"), *cache]) == 0
+    return folder, first, second

@@ -16,7 +16,10 @@ def run_gate(tmp_path, capsys, *args):
 
 
 def test_gate_returns_a_verdict_with_all_fields(tmp_path, capsys):
-    code, report = run_gate(tmp_path, capsys, "--markdown", str(tmp_path / "summary.md"))
+    """Also: an arm may run another Python (here the same interpreter, named; the CI recipes'
+    test runs two separate virtual environments)."""
+    code, report = run_gate(tmp_path, capsys, "--markdown", str(tmp_path / "summary.md"),
+                            "--baseline-python", sys.executable)
     assert report["kind"] == "gate" and len(report["results"]) == 1
     record = report["results"][0]
     assert record["verdict"] in VERDICTS and record["why"]
@@ -34,6 +37,7 @@ def test_gate_returns_a_verdict_with_all_fields(tmp_path, capsys):
     assert record["plan"]["pairs"] == 6 and record["plan"]["thresholds"]["fail_above"] == 0.03
     assert "| case | baseline ms |" in (tmp_path / "summary.md").read_text()
     assert json.loads((tmp_path / "gate.json").read_text())["results"][0]["verdict"] == record["verdict"]
+    assert record["baseline"]["executable"] == sys.executable
 
 
 def test_gate_catches_an_injected_slowdown(tmp_path, capsys):
@@ -42,13 +46,6 @@ def test_gate_catches_an_injected_slowdown(tmp_path, capsys):
     assert record["candidate"]["slowdown"] == 0.4
     assert record["verdict"] == "fail" and code == 1, record["why"]
     assert record["estimate"]["change"] > 0.2
-
-
-def test_arms_may_use_another_python(tmp_path, capsys):
-    code, report = run_gate(tmp_path, capsys, "--baseline-python", sys.executable, "--candidate", "threads=1")
-    record = report["results"][0]
-    assert record["baseline"]["executable"] == sys.executable
-    assert code == {"pass": 0, "improved": 0, "fail": 1, "inconclusive": 3}[record["verdict"]]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -81,3 +81,33 @@ def test_thresholds_must_be_ordered():
         Thresholds(fail_above=0.03, ci_above=0.05, pass_below=0.05)
     with pytest.raises(ValueError):
         paired_change([1.0, 2.0], [1.0])
+
+
+def test_vectorised_cluster_bootstrap_matches_the_two_stage_loop():
+    """The padded, vectorised resampling draws from the same distribution as the plain loop
+    (rounds, then pairs within each drawn round), with clusters of unequal size."""
+    from repnext_bench.gate.stats import cluster_bootstrap_medians
+
+    rng = np.random.default_rng(5)
+    clusters = [rng.normal(mu, 0.02, size) for mu, size in ((0.0, 7), (0.03, 12), (-0.02, 9), (0.01, 10))]
+    vectorised = cluster_bootstrap_medians(clusters, 4000, np.random.default_rng(1))
+    loop_rng = np.random.default_rng(2)
+    looped = []
+    for _ in range(4000):
+        drawn = [clusters[c] for c in loop_rng.integers(0, len(clusters), size=len(clusters))]
+        looped.append(np.median(np.concatenate([d[loop_rng.integers(0, len(d), size=len(d))] for d in drawn])))
+    assert np.isfinite(vectorised).all() and len(vectorised) == 4000
+    assert vectorised.mean() == pytest.approx(np.mean(looped), abs=0.002)
+    assert vectorised.std() == pytest.approx(np.std(looped), rel=0.1)
+    assert np.percentile(vectorised, [2.5, 97.5]) == pytest.approx(np.percentile(looped, [2.5, 97.5]), abs=0.004)
+    one = cluster_bootstrap_medians([np.array([1.0, 2, 3]), np.array([5.0])], 50, np.random.default_rng(0))
+    assert set(np.round(one, 6)) <= {1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 4.0, 3.5}  # medians of real draws only
+
+
+def test_mann_whitney_averages_tied_ranks():
+    # ranks of [1, 2, 2, 3 | 2, 4]: 1, 3, 3, 5, 3, 6 -> U = (1 + 3 + 3 + 5) - 10 = 2
+    x, y = np.array([1.0, 2, 2, 3]), np.array([2.0, 4])
+    n1, n2, n = 4, 2, 6
+    variance = n1 * n2 / 12 * ((n + 1) - (3**3 - 3) / (n * (n - 1)))
+    expected = math.erfc(((abs(2 - n1 * n2 / 2) - 0.5) / math.sqrt(variance)) / math.sqrt(2))
+    assert mann_whitney_p(x, y) == pytest.approx(expected)

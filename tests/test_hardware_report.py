@@ -9,17 +9,16 @@ from repnext_bench.cli import main
 from repnext_bench.hardware.merge import merge, ship
 from repnext_bench.report.schema import read_report, write_report
 
-FAST = ["--resolution", "64", "--duration", "0.05", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    """Two real runs with different settings; the second also as if from another machine."""
+def reports(real_runs, tmp_path_factory):
+    """The two shared real runs (conftest), with different settings; the second also as if from
+    another machine."""
+    runs, _, _ = real_runs
     folder = tmp_path_factory.mktemp("hw")
-    cache = ["--cache-dir", str(folder / "cache")]
-    assert main(["run", "-v", "m0,m1", "-b", "onnxruntime", *FAST, "-o", str(folder / "a.json"), *cache]) == 0
-    assert main(["run", "-v", "m0", "-b", "torch,openvino", "--threads", "1", *FAST, "-o", str(folder / "b.json"),
-                 *cache]) == 0
+    for name in ("a.json", "b.json"):
+        (folder / name).write_text((runs / name).read_text())
     other = read_report(folder / "b.json")
     other["environment"]["cpu"]["model"] = "Test CPU 9000"
     other["environment"]["hostname"] = "other-box"
@@ -32,7 +31,7 @@ def test_merge_lines_up_cases_and_shows_gaps(reports):
     merged = merge(loaded)
     assert len(merged["machines"]) == 2  # a and b come from this machine
     assert "Test CPU 9000" in merged["machines"]
-    assert len(merged["rows"]) == 4 + 4 + 4
+    assert len(merged["rows"]) == 8 + 4 + 4
     from repnext_bench.hardware.merge import coverage
     lines, columns, cells = coverage(merged["rows"])
     assert lines == ["M0 train", "M0 fused", "M1 train", "M1 fused"]
@@ -41,12 +40,12 @@ def test_merge_lines_up_cases_and_shows_gaps(reports):
 
 
 def test_ship_answers_with_a_speedup_over_torch_fp32_train(reports):
-    merged = merge([("b.json", read_report(reports / "b.json"))])
+    merged = merge([("a.json", read_report(reports / "a.json"))])
     answers = ship(merged["rows"])
-    assert [a["variant"] for a in answers] == ["M0"]
-    answer = answers[0]
-    assert answer["rel_l2"] <= 1e-4 and answer["baseline_ms"] > 0
-    assert answer["speedup_over_baseline"] == pytest.approx(answer["baseline_ms"] / answer["p50_ms"])
+    assert [a["variant"] for a in answers] == ["M0", "M1"]
+    for answer in answers:
+        assert answer["rel_l2"] <= 1e-4 and answer["baseline_ms"] > 0
+        assert answer["speedup_over_baseline"] == pytest.approx(answer["baseline_ms"] / answer["p50_ms"])
 
 
 def test_markdown_tables_line_up(reports, capsys):
@@ -57,12 +56,12 @@ def test_markdown_tables_line_up(reports, capsys):
     table = [line for line in text.split("### Best latency")[1].split("###")[0].splitlines() if line.startswith("|")]
     widths = {line.count("|") for line in table}
     assert len(widths) == 1  # every row has the header's number of cells
-    assert len(table) == 2 + 4 + 4  # header, rule, 4 ORT rows (M0, M1 x 2 forms), 4 rows of the other machine
+    assert len(table) == 2 + 8 + 4  # header, rule, M0 and M1 x 2 forms x 2 backends here, 4 rows of the other
     assert any("| the other | openvino |" in line for line in table)
     for name in ("latency", "tradeoff", "speedup"):
         png = reports / f"cmp-{name}-64px.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in text
-    assert "repnext-bench run -v m0,m1 -b onnxruntime" in text
+    assert "repnext-bench run --variants m0,m1 --backend torch,onnxruntime" in text
 
 
 def test_html_is_self_contained_and_embeds_the_plots(reports, capsys):
@@ -78,7 +77,7 @@ def test_csv_has_every_merged_case(reports, capsys):
     out = reports / "cmp.csv"
     assert main(["report", str(reports / "a.json"), str(reports / "b.json"), "--format", "csv", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 8 and {r["backend"] for r in rows} == {"onnxruntime", "torch", "openvino"}
+    assert len(rows) == 8 + 4 and {r["backend"] for r in rows} == {"onnxruntime", "torch", "openvino"}
 
 
 def test_bad_inputs_are_one_line(reports, capsys, tmp_path):

@@ -77,8 +77,9 @@ def test_trace_opens_as_a_chrome_trace(profiled):
     assert len([e for e in spans if e["name"] != "outside any node"]) == sum(len(r["nodes"]) for r in report["results"])
 
 
-def test_openvino_reports_bf16_kernels_when_it_chooses(tmp_path, capsys):
-    """With --precision auto OpenVINO picks bf16 on a CPU that has it; the per-kernel view shows it."""
+def test_openvino_reports_bf16_kernels_when_it_chooses(tmp_path, capsys, exercised):
+    """With --precision auto OpenVINO picks bf16 on a CPU that has it (f16 on Arm with fp16, else
+    f32); the per-layer view shows what it picked, read from the runtime model on every CPU."""
     code = main(["profile", "--backend", "openvino", "--variant", "m0", "--resolution", "64", "--iterations", "2",
                  "--duration", "0", "--precision", "auto", "--json", "--output", str(tmp_path / "p.json"),
                  "--cache-dir", str(tmp_path / "cache")])
@@ -86,6 +87,7 @@ def test_openvino_reports_bf16_kernels_when_it_chooses(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)["results"][0]
     kernels = {n["precision"] for n in result["nodes"] if n["op_type"] == "Convolution"}
     assert kernels == {result["precision_effective"]}  # what the compiled model says is what its kernels ran
+    exercised("openvino profile --precision auto", f"convolutions ran {result['precision_effective']}")
 
 
 @pytest.mark.parametrize("args,message", [

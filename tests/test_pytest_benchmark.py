@@ -7,19 +7,24 @@ import sys
 import pytest
 
 from repnext_bench.cli import main
+from repnext_bench.report.pytest_benchmark import to_pytest_benchmark
+from repnext_bench.report.schema import read_report
 
 STATS = {"min", "max", "mean", "stddev", "rounds", "median", "iqr", "q1", "q3", "iqr_outliers", "stddev_outliers",
          "outliers", "ld15iqr", "hd15iqr", "ops", "total", "data", "iterations"}
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(real_runs, tmp_path_factory):
+    """M0 on onnxruntime written by ``run --format pytest-benchmark``, and the shared sweep's
+    report (conftest) rendered the same way."""
+    runs, _, _ = real_runs
     folder = tmp_path_factory.mktemp("pb")
     paths = [folder / "a.json", folder / "b.json"]
-    for path in paths:
-        assert main(["run", "--variants", "m0", "--forms", "train,fused", "--resolution", "64", "--duration", "0.05",
-                     "--format", "pytest-benchmark", "--output", str(path), "--quiet",
-                     "--cache-dir", str(folder / "cache")]) == 0
+    assert main(["run", "--variants", "m0", "--forms", "train,fused", "--resolution", "64", "--duration", "0.05",
+                 "--format", "pytest-benchmark", "--output", str(paths[0]), "--quiet",
+                 "--cache-dir", str(runs / "cache")]) == 0
+    paths[1].write_text(json.dumps(to_pytest_benchmark(read_report(runs / "a.json"))))
     return paths
 
 

@@ -4,6 +4,7 @@ import json
 import pytest
 from torch import nn
 
+from repnext_bench.backends.openvino_cpu import cpu_capabilities
 from repnext_bench.cli import main
 from repnext_bench.models import network
 
@@ -15,17 +16,29 @@ def cache(tmp_path):
     return ["--cache-dir", str(tmp_path / "cache")]
 
 
-def test_verify_passes_on_real_backends(capsys, cache):
-    assert main([*SMALL, "--backend", "torch,onnxruntime,openvino", "--precision", "fp32,bf16", *cache]) == 0
+def test_verify_passes_on_real_backends(capsys, cache, exercised):
+    """The fused form on every CPU backend in fp32 and bf16 (the train-time form's outputs on the
+    backends are checked by the shared sweeps' parity in test_run)."""
+    assert main([*SMALL, "--backend", "torch,onnxruntime,openvino", "--precision", "fp32,bf16", "--forms", "fused",
+                 *cache]) == 0
     report = json.loads(capsys.readouterr().out)
     checks = report["checks"]
     assert {c["check"] for c in checks} == {"fusion", "backend"}
-    ran = [c for c in checks if c["ok"] is not None]
-    assert all(c["ok"] for c in ran) and len(ran) >= 2 + 3 * 2 + 2  # fusion x2, fp32 x3 backends x2 forms, bf16
     assert report["tolerances"] == {"fusion": 1e-5, "fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 5e-2}
-    assert any(c["precision"] == "bf16" and c["ok"] for c in ran)
-    skipped = [c for c in checks if c["ok"] is None]  # onnxruntime has no bf16 on the CPU: skipped, not failed
-    assert skipped and all("onnxruntime" in c["case"] and c["error"].startswith("skipped") for c in skipped)
+    # the case label: "M0 fused openvino/cpu bf16 b2 64px t2 latency"
+    outcome = {(c["case"].split()[2].split("/")[0], c["case"].split()[1], c["case"].split()[3]): c
+               for c in checks if c["check"] == "backend"}
+    assert len(outcome) == 3 * 2  # backends x precisions
+    openvino_bf16 = "BF16" in cpu_capabilities()
+    for (backend, form, precision), check in outcome.items():
+        # torch runs bf16 on every CPU; onnxruntime's CPU provider never; OpenVINO where it lists BF16
+        runs = precision == "fp32" or backend == "torch" or backend == "openvino" and openvino_bf16
+        if runs:
+            assert check["ok"] is True, check
+        else:  # skipped with the reason, not failed
+            assert check["ok"] is None and check["error"].startswith("skipped"), check
+    assert all(c["ok"] for c in checks if c["check"] == "fusion")
+    exercised("openvino bf16 (verify)", "ran and passed" if openvino_bf16 else "skipped: OpenVINO lists no BF16")
 
 
 def test_verify_fails_on_a_broken_fusion(capsys, monkeypatch, cache):
@@ -47,3 +60,16 @@ def test_verify_fails_on_a_wrong_backend_output(capsys, monkeypatch, cache):
     failed = [c["case"] for c in json.loads(captured.out)["checks"] if c["ok"] is False]
     assert len(failed) == 1 and failed[0].startswith("M0 fused openvino/cpu fp32 b2 64px")
     assert "FAIL M0 fused openvino" in captured.err
+
+
+def test_openvino_bf16_is_skipped_with_the_reason_where_the_cpu_lacks_it(monkeypatch):
+    """The AVX2-only branch, on any machine: OpenVINO lists no BF16, so the case is skipped and says why."""
+    from repnext_bench.backends import CaseSkipped, openvino_cpu
+    from repnext_bench.cases import Case
+
+    monkeypatch.setattr(openvino_cpu, "cpu_capabilities", lambda: ["FP32", "INT8", "BIN", "EXPORT_IMPORT"])
+    case = Case("M0", "fused", "openvino", "cpu", "bf16", 1, 64, 1, "latency")
+    with pytest.raises(CaseSkipped, match=r"^this CPU has no bf16 support in OpenVINO \(capabilities: FP32, INT8"):
+        openvino_cpu.OpenVinoBackend().prepare(None, case, None, None)  # refused before anything is loaded
+    assert openvino_cpu.precision_problem("fp32", ["FP32"]) is None
+    assert openvino_cpu.precision_problem("fp16", ["FP32", "BF16"]).startswith("this CPU has no fp16")

@@ -16,6 +16,21 @@ _NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
+def cpu_capabilities() -> list[str]:
+    """What OpenVINO's CPU plugin says this CPU can run (``OPTIMIZATION_CAPABILITIES``): BF16
+    needs AVX512-BF16 or AMX, FP16 an Arm CPU with fp16 arithmetic or AVX512-FP16/AMX-FP16."""
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def precision_problem(precision: str, capabilities: list[str]) -> str | None:
+    """Why OpenVINO cannot run ``precision`` on a CPU with ``capabilities``, or None."""
+    if precision in _CAPABILITY and _CAPABILITY[precision] not in capabilities:
+        return f"this CPU has no {precision} support in OpenVINO (capabilities: {', '.join(capabilities)})"
+    return None
+
+
 class OpenVinoSession(Session):
     def __init__(self, compiled, images: np.ndarray, hint: str) -> None:
         import openvino as ov
@@ -79,11 +94,9 @@ class OpenVinoBackend(Backend):
         import openvino as ov
 
         core = ov.Core()
-        if case.precision in _CAPABILITY:
-            capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-            if _CAPABILITY[case.precision] not in capabilities:
-                raise CaseSkipped(f"this CPU has no {case.precision} support in OpenVINO "
-                                  f"(capabilities: {', '.join(capabilities)})")
+        problem = precision_problem(case.precision, cpu_capabilities())
+        if problem:
+            raise CaseSkipped(problem)
         artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
         context.artifact = artifact.describe()
         network = core.read_model(str(artifact.path))

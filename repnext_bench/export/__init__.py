@@ -20,23 +20,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from .. import __version__
 
 CACHE_ENV = "REPNEXT_BENCH_CACHE"
 
 
-def _max_opset() -> int:
+DEFAULT_OPSET = 17
+
+
+def onnx_max_opset() -> int:
     """The newest opset the TorchScript-based exporter writes (torch keeps it in a private module)."""
     try:
         from torch.onnx import _constants
     except ImportError:
-        return 17
-    return getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17)
+        return DEFAULT_OPSET
+    return getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", DEFAULT_OPSET)
 
 
-ONNX_MAX_OPSET = _max_opset()
+def opset_problem(opset: int) -> str | None:
+    """Why ``--opset`` cannot be exported, or None; torch is asked only above the default."""
+    if 7 <= opset <= DEFAULT_OPSET:
+        return None
+    highest = onnx_max_opset() if opset > DEFAULT_OPSET else DEFAULT_OPSET
+    if 7 <= opset <= highest:
+        return None
+    return f"--opset {opset} is not valid: use 7 to {highest} ({DEFAULT_OPSET} is the default)"
+
+
 EXPORTER = "torch.onnx (TorchScript-based)"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
@@ -119,6 +129,8 @@ class ExportCache:
 
 def source_key(variant: str, form: str, weights: str, input_shape: list) -> dict:
     """The key fields every artifact of a model shares: what model, which weights, what input."""
+    import torch
+
     return {"variant": variant, "form": form, "weights_sha256": weights, "input_shape": input_shape,
             "torch": torch.__version__, "repnext_bench": __version__}
 
@@ -142,7 +154,7 @@ def op_counts(path: Path) -> dict:
     return {"op_counts": dict(ops.most_common()), "ops_total": sum(ops.values())}
 
 
-ONNX_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+ONNX_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # names in torch
 
 
 def export_onnx(model: torch.nn.Module, resolution: int, opset: int, cache: ExportCache,
@@ -152,7 +164,9 @@ def export_onnx(model: torch.nn.Module, resolution: int, opset: int, cache: Expo
     key = onnx_key(model.variant.name, model.form, weights or weights_hash(model), resolution, opset, dtype)
 
     def create(path: Path) -> dict:
-        kind = ONNX_DTYPES[dtype]
+        import torch
+
+        kind = getattr(torch, ONNX_DTYPES[dtype])
         example = torch.zeros(1, 3, resolution, resolution, dtype=kind)
         typed = model if kind is torch.float32 else copy.deepcopy(model).to(kind)
         with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no extra packages

@@ -41,11 +41,13 @@ def _versions() -> dict:
 def _pin(threads: int) -> list[int] | None:
     """Pin this process to the first ``threads`` CPUs it may use: both arms then run on the
     same CPUs, one at a time."""
-    if not hasattr(os, "sched_setaffinity"):
+    from ..machine import pin_to, usable_cpu_ids
+
+    usable = usable_cpu_ids()
+    if usable is None:  # macOS cannot pin a process to CPUs
         return None
-    cpus = sorted(os.sched_getaffinity(0))[:max(1, threads)]
-    os.sched_setaffinity(0, cpus)
-    return cpus
+    cpus = usable[:max(1, threads)]
+    return cpus if pin_to(cpus) else None
 
 
 class Arm:
@@ -56,10 +58,11 @@ class Arm:
 
     def hello(self, _request: dict) -> dict:
         from .. import __version__
+        from ..machine import usable_cpu_ids
 
         return {"protocol": PROTOCOL, "version": __version__, "python": platform.python_version(),
                 "executable": sys.executable, "libraries": _versions(), "pid": os.getpid(),
-                "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+                "affinity": usable_cpu_ids()}
 
     def load(self, request: dict) -> dict:
         from ..backends import get_backend

@@ -45,6 +45,25 @@ class Estimate:
         return asdict(self)
 
 
+def cluster_bootstrap_medians(clusters: list[np.ndarray], resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of ``resamples`` two-stage bootstrap samples: draw as many clusters as there are,
+    with replacement, then within each drawn cluster as many values as it has. Vectorised: the
+    clusters are padded to one width with NaN, which sorts last and is left out of each median."""
+    sizes = np.array([len(c) for c in clusters])
+    width = int(sizes.max())
+    padded = np.full((len(clusters), width), np.nan)
+    for row, values in zip(padded, clusters):
+        row[:len(values)] = values
+    chosen = rng.integers(0, len(clusters), size=(resamples, len(clusters)))
+    chosen_sizes = sizes[chosen][..., None]  # (resamples, clusters, 1)
+    picks = (rng.random((resamples, len(clusters), width)) * chosen_sizes).astype(np.intp)
+    drawn = np.where(np.arange(width) < chosen_sizes, padded[chosen[..., None], picks], np.nan)
+    drawn = np.sort(drawn.reshape(resamples, -1), axis=1)
+    counts = chosen_sizes.sum(axis=1)[:, 0]
+    rows = np.arange(resamples)
+    return (drawn[rows, (counts - 1) // 2] + drawn[rows, counts // 2]) / 2
+
+
 def paired_change(baseline: list[float], candidate: list[float], groups: list[int] | None = None,
                   resamples: int = 2000, seed: int = 0) -> Estimate:
     """Median of the paired log-ratios ln(candidate_i / baseline_i) and its bootstrap 95% CI.
@@ -63,11 +82,7 @@ def paired_change(baseline: list[float], candidate: list[float], groups: list[in
     rng = np.random.default_rng(seed)
     clusters = [logs[np.asarray(groups) == g] for g in dict.fromkeys(groups)] if groups else [logs]
     if len(clusters) > 1:
-        medians = np.empty(resamples)
-        for i in range(resamples):
-            chosen = rng.integers(0, len(clusters), size=len(clusters))
-            medians[i] = np.median(np.concatenate(
-                [clusters[c][rng.integers(0, len(clusters[c]), size=len(clusters[c]))] for c in chosen]))
+        medians = cluster_bootstrap_medians(clusters, resamples, rng)
         how = f"{len(clusters)} rounds then pairs resampled"
     else:
         medians = np.median(logs[rng.integers(0, len(logs), size=(resamples, len(logs)))], axis=1)
@@ -81,18 +96,9 @@ def mann_whitney_p(x: np.ndarray, y: np.ndarray) -> float:
     """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie correction)."""
     n1, n2 = len(x), len(y)
     combined = np.concatenate([x, y])
-    order = combined.argsort(kind="mergesort")
-    ranks = np.empty(len(combined))
-    sorted_values = combined[order]
-    i = 0
-    while i < len(combined):  # average ranks over ties
-        j = i
-        while j + 1 < len(combined) and sorted_values[j + 1] == sorted_values[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    _, inverse, counts = np.unique(combined, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # tied values share their average rank
     u = ranks[:n1].sum() - n1 * (n1 + 1) / 2
-    _, counts = np.unique(combined, return_counts=True)
     n = n1 + n2
     variance = n1 * n2 / 12 * ((n + 1) - (counts ** 3 - counts).sum() / (n * (n - 1)))
     if variance <= 0:

@@ -1,9 +1,25 @@
-"""The RepNeXt family in plain PyTorch."""
-from .checkpoint import CheckpointError, load_checkpoint
-from .network import FORMS, RepNeXt, convert, create_model, reparameterize
-from .registry import Variant, VariantError, all_variants, get_variant, parse_variants
+"""The RepNeXt family in plain PyTorch.
 
-__all__ = [
-    "CheckpointError", "FORMS", "RepNeXt", "Variant", "convert", "VariantError", "all_variants", "create_model", "get_variant", "load_checkpoint",
-    "parse_variants", "reparameterize",
-]
+The names are loaded on first use, so that reading the variant files (``parse_variants``,
+``get_variant``) does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",
+    "FORMS": "registry", "RepNeXt": "network", "convert": "network", "create_model": "network",
+    "reparameterize": "network",
+    "Variant": "registry", "VariantError": "registry", "all_variants": "registry", "get_variant": "registry",
+    "parse_variants": "registry",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,15 +9,12 @@ from torch import Tensor, nn
 
 from .fusion import bn_affine, conv_with_input_affine, conv_with_output_affine
 from .layers import ChunkConv, ChunkConvE, ConvNorm, CopyConv, CopyConvE, RepNextClassifier, fuse_module
-from .registry import Variant, get_variant
+from .registry import FORMS, Variant, get_variant
 
 Form = Literal["train", "official", "fused"]
 # "train": every branch and BatchNorm as trained. "official": the inference form of the
 # official repository (branches merged, block/downsample BatchNorms kept). "fused": fully
 # fused, no BatchNorm anywhere. Listed in the order a model can be converted.
-FORMS: tuple[str, ...] = ("train", "official", "fused")
-
-
 def _channel_mixer(dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(ConvNorm(dim, hidden), nn.GELU(), ConvNorm(hidden, dim))
 

@@ -13,6 +13,8 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 TOKEN_MIXERS = ("repnext", "e")
+# train-time (multi-branch), official (branches merged, BatchNorms kept), fused (one conv per layer)
+FORMS: tuple[str, ...] = ("train", "official", "fused")
 
 
 class VariantError(ValueError):

@@ -1,5 +1,7 @@
 """OpenVINO's per-layer performance counters: real time, layer type and the kernel it chose
-(e.g. ``brgconv_avx512_bf16``), whose suffix tells the precision the layer really ran in."""
+(e.g. ``brgconv_avx512_bf16``). The precision each layer really ran in comes from the runtime
+model's ``runtimePrecision``, which every CPU plugin sets (x86, whatever its ISA, and Arm); the
+kernel name's suffix is the fallback."""
 from __future__ import annotations
 
 import re
@@ -22,6 +24,18 @@ def kernel_precision(exec_type: str) -> str | None:
     return _NAMES.get(value, value)
 
 
+def runtime_precisions(compiled) -> dict[str, str]:
+    """layer name -> the precision it runs in, from the compiled (runtime) model."""
+    found = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "runtimePrecision" in info:
+            value = info["runtimePrecision"].astype(str).lower()
+            if value not in ("", "undefined", "dynamic"):
+                found[op.get_friendly_name()] = _NAMES.get(value, value)
+    return found
+
+
 def graph_of(compiled) -> dict[str, tuple[list[str], list[str]]]:
     """layer name -> (producer names, consumer names) of the compiled (runtime) graph."""
     graph = {}
@@ -37,14 +51,16 @@ def collect(model, case: Case, images, context: PrepareContext, iterations: int)
     session = OpenVinoBackend().prepare(model, case, images, context, extra_config={"PERF_COUNT": True})
     try:
         nodes: dict[str, dict] = {}
+        precisions = runtime_precisions(session.compiled)
 
         def read_counters() -> None:
             for info in session.request.profiling_info:
                 if info.status != info.Status.EXECUTED:
                     continue  # fused into another layer, or a parameter/result
+                precision = precisions.get(info.node_name) or kernel_precision(info.exec_type)
                 node = nodes.setdefault(info.node_name, {
                     "name": info.node_name, "op_type": info.node_type, "kernel": info.exec_type,
-                    "precision": kernel_precision(info.exec_type), "shapes": "", "time_ms": 0.0, "calls": 0})
+                    "precision": precision, "shapes": "", "time_ms": 0.0, "calls": 0})
                 node["time_ms"] += info.real_time.total_seconds() * 1e3
                 node["calls"] += 1
 

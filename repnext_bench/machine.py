@@ -1,0 +1,99 @@
+"""Facts about this machine that decide speed, read through maintained libraries so that they
+mean the same on Linux, macOS and Windows: py-cpuinfo for the CPU (model, family/model/
+stepping, ISA flags), psutil for cores, memory and CPU affinity.
+
+Each reader answers what the platform gives and ``None`` (or a plain fallback) for the rest;
+none of them parses ``/proc`` by hand.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+# The ISA features that decide which kernels and precisions the runtimes pick, as reported:
+# x86 (AVX2 ... AMX), and Arm (NEON is called asimd on aarch64 Linux, neon on 32-bit Arm).
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                "amx_bf16", "amx_int8", "amx_fp16", "neon", "asimd", "asimdhp", "bf16", "i8mm", "sve", "sme")
+# py-cpuinfo names some flags differently from Linux's /proc/cpuinfo: one spelling for reports
+_FLAG_ALIASES = {"avx512bf16": "avx512_bf16", "avx512vnni": "avx512_vnni", "avx512fp16": "avx512_fp16",
+                 "avxvnni": "avx_vnni", "amxtile": "amx_tile", "amxbf16": "amx_bf16", "amxint8": "amx_int8",
+                 "amxfp16": "amx_fp16"}
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on: its affinity where the OS has one (Linux, Windows),
+    else every logical CPU (macOS has no affinity masks)."""
+    try:
+        import psutil
+
+        return len(psutil.Process().cpu_affinity())
+    except (ImportError, AttributeError, OSError):  # psutil lacks cpu_affinity on macOS
+        return os.cpu_count() or 1
+
+
+def usable_cpu_ids() -> list[int] | None:
+    """The ids of the CPUs this process may run on, or None where the OS cannot pin a process."""
+    try:
+        import psutil
+
+        return sorted(psutil.Process().cpu_affinity())
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
+def pin_to(cpus: list[int]) -> bool:
+    """Pin this process to ``cpus``; False where the OS does not allow it (macOS)."""
+    try:
+        import psutil
+
+        psutil.Process().cpu_affinity(cpus)
+    except (ImportError, AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def physical_cores() -> int | None:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except ImportError:
+        return None
+
+
+def memory_gib() -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.virtual_memory().total / 1024**3, 1)
+    except (ImportError, OSError):
+        return None
+
+
+def _normalize_flags(flags: list[str]) -> set[str]:
+    return {_FLAG_ALIASES.get(flag.lower(), flag.lower()) for flag in flags}
+
+
+@lru_cache(maxsize=1)
+def cpu() -> dict:
+    """Vendor, model name, family/model/stepping (where the OS gives them), architecture,
+    whether it runs under a hypervisor, and the ISA features of ``CPU_FEATURES`` it has."""
+    info: dict = {}
+    try:
+        import cpuinfo
+
+        info = cpuinfo.get_cpu_info()
+    except Exception:  # py-cpuinfo missing, or a platform it cannot read: the plain facts below
+        info = {}
+    flags = _normalize_flags(info.get("flags") or [])
+    return {
+        "model": info.get("brand_raw") or platform.processor() or platform.machine(),
+        "vendor": info.get("vendor_id_raw") or None,
+        "family": info.get("family"),
+        "model_number": info.get("model"),
+        "stepping": info.get("stepping"),
+        "architecture": platform.machine(),
+        "virtual": ("hypervisor" in flags) if flags else None,
+        "features": sorted(f for f in CPU_FEATURES if f in flags),
+    }

@@ -149,8 +149,9 @@ def run(
         raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
     from .export import opset_problem
 
-    if opset_problem(opset):
-        raise UsageProblem(opset_problem(opset))
+    problem = opset_problem(opset)
+    if problem:
+        raise UsageProblem(problem)
     if checkpoint is not None:
         check_checkpoint(checkpoint, variants)
     report_format = parse_option(parse_choices, report_format, "--format", ("repnext", "pytest-benchmark"))[0]

@@ -170,8 +170,9 @@ def export(
         raise UsageProblem(f"--coreml-format {coreml_format}: export writes one Core ML format per run; "
                            f"choose {' or '.join(COREML_FORMATS)}")
     coreml_format = coreml_formats[0]
-    if opset_problem(opset):
-        raise UsageProblem(opset_problem(opset))
+    problem = opset_problem(opset)
+    if problem:
+        raise UsageProblem(problem)
     if resolution <= 0 or resolution % 32:
         raise UsageProblem(f"--resolution {resolution} is not valid: use a positive multiple of 32, e.g. 224")
     if batch < 1:

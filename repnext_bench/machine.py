@@ -75,25 +75,70 @@ def _normalize_flags(flags: list[str]) -> set[str]:
     return {_FLAG_ALIASES.get(flag.lower(), flag.lower()) for flag in flags}
 
 
-@lru_cache(maxsize=1)
-def cpu() -> dict:
-    """Vendor, model name, family/model/stepping (where the OS gives them), architecture,
-    whether it runs under a hypervisor, and the ISA features of ``CPU_FEATURES`` it has."""
-    info: dict = {}
-    try:
-        import cpuinfo
-
-        info = cpuinfo.get_cpu_info()
-    except Exception:  # py-cpuinfo missing, or a platform it cannot read: the plain facts below
-        info = {}
+def cpu_from(info: dict, architecture: str | None = None) -> dict:
+    """The report's CPU facts from py-cpuinfo's answer ``info``: vendor, model name,
+    family/model/stepping (where the OS gives them), architecture, whether it runs under a
+    hypervisor (x86 says so in its flags; elsewhere that is unknown: None), and the ISA
+    features of ``CPU_FEATURES`` it has."""
+    architecture = architecture or platform.machine()
     flags = _normalize_flags(info.get("flags") or [])
+    x86 = architecture.lower() in ("x86_64", "amd64", "i386", "i686", "x86")
     return {
-        "model": info.get("brand_raw") or platform.processor() or platform.machine(),
+        "model": info.get("brand_raw") or platform.processor() or architecture,
         "vendor": info.get("vendor_id_raw") or None,
         "family": info.get("family"),
         "model_number": info.get("model"),
         "stepping": info.get("stepping"),
-        "architecture": platform.machine(),
-        "virtual": ("hypervisor" in flags) if flags else None,
+        "architecture": architecture,
+        "virtual": ("hypervisor" in flags) if flags and x86 else None,
         "features": sorted(f for f in CPU_FEATURES if f in flags),
     }
+
+
+def _cpuinfo_answer() -> dict:
+    try:
+        import cpuinfo
+
+        return cpuinfo.get_cpu_info()
+    except Exception:  # py-cpuinfo missing, or a platform it cannot read: the plain facts only
+        return {}
+
+
+def _boot_key() -> str:
+    """What must stay the same for cached CPU facts to hold: host, OS and boot."""
+    try:
+        import psutil
+
+        boot = str(int(psutil.boot_time()))
+    except (ImportError, OSError):
+        boot = "unknown"
+    return "|".join((platform.node(), platform.platform(), platform.machine(), boot))
+
+
+@lru_cache(maxsize=1)
+def cpu() -> dict:
+    """This machine's CPU facts (see ``cpu_from``). py-cpuinfo takes about a second (it times
+    the clock in a child process), so the answer is kept in the cache folder until the next
+    boot, OS change or host change."""
+    import hashlib
+    import json
+
+    from .export import default_cache_dir
+
+    key = _boot_key()
+    path = default_cache_dir() / f"machine-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached["cpu"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    facts = cpu_from(_cpuinfo_answer())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"key": key, "cpu": facts}))
+        os.replace(temporary, path)
+    except OSError:  # a read-only cache folder: answer all the same
+        pass
+    return facts

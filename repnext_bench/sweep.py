@@ -32,7 +32,15 @@ def _record(case: Case, status: str, error: str) -> dict:
     return {"case": case.to_dict(), "status": status, "error": error}
 
 
+# Windows ends a crashed process with its NTSTATUS code rather than a signal
+_WINDOWS_CRASHES = {0xC0000005: "crashed with an access violation (0xC0000005)",
+                    0xC00000FD: "crashed with a stack overflow (0xC00000FD)",
+                    0xC0000409: "aborted (0xC0000409)"}
+
+
 def _exit_reason(exitcode: int | None) -> str:
+    if exitcode in _WINDOWS_CRASHES:
+        return f"the worker {_WINDOWS_CRASHES[exitcode]}"
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name

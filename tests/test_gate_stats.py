@@ -86,7 +86,7 @@ def test_thresholds_must_be_ordered():
 def test_vectorised_cluster_bootstrap_matches_the_two_stage_loop():
     """The padded, vectorised resampling draws from the same distribution as the plain loop
     (rounds, then pairs within each drawn round), with clusters of unequal size."""
-    from repnext_bench.gate.stats import cluster_bootstrap_medians
+    from repnext_bench.measure.stats import cluster_bootstrap_medians
 
     rng = np.random.default_rng(5)
     clusters = [rng.normal(mu, 0.02, size) for mu, size in ((0.0, 7), (0.03, 12), (-0.02, 9), (0.01, 10))]

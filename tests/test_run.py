@@ -66,6 +66,19 @@ def test_numbers_are_consistent(sweep):
         assert result["model"]["params"] > 0 and result["model"]["macs"] > 0
 
 
+def test_every_backend_and_form_matches_the_reference(real_runs):
+    """Both forms on torch, ONNX Runtime (a) and OpenVINO (b) stay within fp32 tolerance of the
+    PyTorch fp32 train-time model on the same input."""
+    folder, _, _ = real_runs
+    seen = set()
+    for name in ("a.json", "b.json"):
+        for result in read_report(folder / name)["results"]:
+            assert result["status"] == "ok" and result["precision_effective"] == "fp32", result["error"]
+            assert result["parity"]["rel_l2"] < 1e-5 and result["parity"]["top1_agree"] == 1.0
+            seen.add((result["case"]["backend"], result["case"]["form"]))
+    assert seen == {(b, f) for b in ("torch", "onnxruntime", "openvino") for f in ("train", "fused")}
+
+
 def test_a_batch_counts_its_images(real_runs):
     folder, _, _ = real_runs
     batch2 = [r for r in read_report(folder / "c.json")["results"] if r["case"]["batch"] == 2]

@@ -26,39 +26,41 @@ if [ $# -lt 2 ]; then
   echo "usage: $0 BASELINE_SRC CANDIDATE_SRC [repnext-bench gate options...]" >&2
   exit 2
 fi
-baseline_src=$(cd "$1" && pwd)
-candidate_src=$(cd "$2" && pwd)
+# a tree that is not there, or does not install, is bad input (2), never a regression (1)
+baseline_src=$(cd "$1" 2>/dev/null && pwd) || { echo "$0: no source tree at $1" >&2; exit 2; }
+candidate_src=$(cd "$2" 2>/dev/null && pwd) || { echo "$0: no source tree at $2" >&2; exit 2; }
 shift 2
 python=${PYTHON:-python3}
 work=${WORK_DIR:-.repnext-gate}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 torch_spec=${TORCH_SPEC-torch==2.13.0}
+pip_args=()
 read -r -a pip_args <<< "${PIP_ARGS:-}"
 
-# make_env NAME SRC: a fresh environment with SRC installed; prints its bin folder
+# make_env NAME SRC: a fresh environment with SRC installed; prints its bin folder. (Each step
+# says "|| return 1": set -e does not act inside a function whose caller tests it.)
 make_env() {
-  local name=$1 src=$2
+  local name=$1 src=$2 bin site
   rm -rf "${work:?}/$name"
-  "$python" -m venv "$work/$name"
-  local bin="$work/$name/bin"
+  "$python" -m venv "$work/$name" || return 1
+  bin="$work/$name/bin"
   [ -d "$bin" ] || bin="$work/$name/Scripts"  # Windows layout (Git Bash)
   if [ -n "${SHARED_SITE:-}" ]; then
-    local site
-    site=$("$bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    echo "$SHARED_SITE" > "$site/_repnext_shared_site.pth"
+    site=$("$bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || return 1
+    echo "$SHARED_SITE" > "$site/_repnext_shared_site.pth" || return 1
   fi
   if [ -n "$torch_spec" ]; then
-    "$bin/python" -m pip install --quiet --progress-bar off "${pip_args[@]}" "$torch_spec" >&2
+    "$bin/python" -m pip install --quiet --progress-bar off ${pip_args[@]+"${pip_args[@]}"} "$torch_spec" >&2 || return 1
   fi
-  "$bin/python" -m pip install --quiet --progress-bar off "${pip_args[@]}" "$src" >&2
+  "$bin/python" -m pip install --quiet --progress-bar off ${pip_args[@]+"${pip_args[@]}"} "$src" >&2 || return 1
   echo "$bin"
 }
 
 echo "building the baseline environment from $baseline_src" >&2
-baseline_bin=$(make_env baseline "$baseline_src")
+baseline_bin=$(make_env baseline "$baseline_src") || { echo "$0: $baseline_src does not install" >&2; exit 2; }
 echo "building the candidate environment from $candidate_src" >&2
-candidate_bin=$(make_env candidate "$candidate_src")
+candidate_bin=$(make_env candidate "$candidate_src") || { echo "$0: $candidate_src does not install" >&2; exit 2; }
 
 summary=${SUMMARY:-${GITHUB_STEP_SUMMARY:-$work/summary.md}}
 status=0

@@ -41,8 +41,11 @@ def opset_problem(opset: int) -> str | None:
     """Why ``--opset`` cannot be exported, or None; torch is asked only above the default."""
     if 7 <= opset <= DEFAULT_OPSET:
         return None
-    highest = onnx_max_opset() if opset > DEFAULT_OPSET else DEFAULT_OPSET
-    if 7 <= opset <= highest:
+    if opset < 7:
+        return (f"--opset {opset} is not valid: use 7 or above, up to the newest opset this torch exports "
+                f"({DEFAULT_OPSET} is the default)")
+    highest = onnx_max_opset()
+    if opset <= highest:
         return None
     return f"--opset {opset} is not valid: use 7 to {highest} ({DEFAULT_OPSET} is the default)"
 

@@ -21,6 +21,7 @@ import platform
 import sys
 import time
 import traceback
+from pathlib import Path
 
 PROTOCOL = 1
 _LIBRARIES = ("torch", "onnxruntime", "openvino", "numpy")
@@ -61,7 +62,8 @@ class Arm:
         from ..machine import usable_cpu_ids
 
         return {"protocol": PROTOCOL, "version": __version__, "python": platform.python_version(),
-                "executable": sys.executable, "libraries": _versions(), "pid": os.getpid(),
+                "executable": sys.executable, "package": str(Path(__file__).resolve().parent.parent),
+                "libraries": _versions(), "pid": os.getpid(),
                 "affinity": usable_cpu_ids()}
 
     def load(self, request: dict) -> dict:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..measure.stats import cluster_bootstrap_medians
+
 VERDICTS = ("pass", "fail", "inconclusive", "improved")
 
 
@@ -43,25 +45,6 @@ class Estimate:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def cluster_bootstrap_medians(clusters: list[np.ndarray], resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Medians of ``resamples`` two-stage bootstrap samples: draw as many clusters as there are,
-    with replacement, then within each drawn cluster as many values as it has. Vectorised: the
-    clusters are padded to one width with NaN, which sorts last and is left out of each median."""
-    sizes = np.array([len(c) for c in clusters])
-    width = int(sizes.max())
-    padded = np.full((len(clusters), width), np.nan)
-    for row, values in zip(padded, clusters):
-        row[:len(values)] = values
-    chosen = rng.integers(0, len(clusters), size=(resamples, len(clusters)))
-    chosen_sizes = sizes[chosen][..., None]  # (resamples, clusters, 1)
-    picks = (rng.random((resamples, len(clusters), width)) * chosen_sizes).astype(np.intp)
-    drawn = np.where(np.arange(width) < chosen_sizes, padded[chosen[..., None], picks], np.nan)
-    drawn = np.sort(drawn.reshape(resamples, -1), axis=1)
-    counts = chosen_sizes.sum(axis=1)[:, 0]
-    rows = np.arange(resamples)
-    return (drawn[rows, (counts - 1) // 2] + drawn[rows, counts // 2]) / 2
 
 
 def paired_change(baseline: list[float], candidate: list[float], groups: list[int] | None = None,

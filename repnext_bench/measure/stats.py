@@ -50,3 +50,28 @@ def summarize(samples: Sequence[float]) -> dict:
         "percentile_method": PERCENTILE_METHOD,
         "noisy": bool(p50 > 0 and iqr / p50 > NOISY_IQR_RATIO),
     }
+
+
+def cluster_bootstrap_medians(clusters: list[np.ndarray], resamples: int, rng: np.random.Generator,
+                              chunk: int = 256) -> np.ndarray:
+    """Medians of ``resamples`` two-stage bootstrap samples: draw as many clusters as there are,
+    with replacement, then within each drawn cluster as many values as it has. Vectorised: the
+    clusters are padded to one width with NaN, which sorts last and is left out of each median;
+    ``chunk`` resamples at a time bound the memory."""
+    sizes = np.array([len(c) for c in clusters])
+    width = int(sizes.max())
+    padded = np.full((len(clusters), width), np.nan)
+    for row, values in zip(padded, clusters):
+        row[:len(values)] = values
+    medians = np.empty(resamples)
+    for first in range(0, resamples, chunk):
+        count = min(chunk, resamples - first)
+        chosen = rng.integers(0, len(clusters), size=(count, len(clusters)))
+        chosen_sizes = sizes[chosen][..., None]  # (count, clusters, 1)
+        picks = (rng.random((count, len(clusters), width)) * chosen_sizes).astype(np.intp)
+        drawn = np.where(np.arange(width) < chosen_sizes, padded[chosen[..., None], picks], np.nan)
+        drawn = np.sort(drawn.reshape(count, -1), axis=1)
+        counts = chosen_sizes.sum(axis=1)[:, 0]
+        rows = np.arange(count)
+        medians[first:first + count] = (drawn[rows, (counts - 1) // 2] + drawn[rows, counts // 2]) / 2
+    return medians

@@ -6,14 +6,15 @@ and usage errors answer at once.
 from __future__ import annotations
 
 import json
+import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich import box
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import cli_common as common
@@ -107,9 +108,19 @@ def run(
     precision: str = typer.Option("fp32", "--precision", "-p",
                                   help="fp32, bf16, fp16 or auto (the runtime chooses); unsupported combinations are skipped."),
     mode: str = typer.Option("latency", "--mode", "-m", help="latency (one request in flight) or throughput."),
-    duration: float = typer.Option(1.0, "--duration", help="Measure at least this many seconds per case."),
-    min_iters: int = typer.Option(10, "--min-iters", help="... and at least this many inferences."),
-    warmup: float = typer.Option(0.3, "--warmup", help="Warm up at least this many seconds (and 3 inferences)."),
+    duration: float = typer.Option(1.0, "--duration", help="Measure each case at least this many seconds in all."),
+    min_iters: int = typer.Option(10, "--min-iters", help="... and at least this many inferences in all."),
+    warmup: float = typer.Option(0.3, "--warmup", help="Warm up each case's process at least this many seconds "
+                                 "(and 3 inferences)."),
+    block: float = typer.Option(0.1, "--block", help="Seconds of inferences in one block: each round runs one "
+                                "block of every case."),
+    min_rounds: int = typer.Option(8, "--min-rounds", help="Rounds at least."),
+    target_ci: str = typer.Option("2%", "--target-ci", help="Stop when every case's 95% CI of the median is within "
+                                  "this much of it (half-width, percent)..."),
+    budget: float = typer.Option(60.0, "--budget", help="... or when the sweep has taken this many seconds (loads "
+                                 "included; two rounds at least)."),
+    restart_every: int = typer.Option(4, "--restart-every", help="Start every case's process afresh after this "
+                                      "many rounds."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights for the one selected variant (random otherwise)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Report path (default: reports/run-<UTC time>.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report JSON instead of the table."),
@@ -132,10 +143,10 @@ def run(
     from .cases import MODES, PRECISIONS, expand, parse_choices, parse_int_list
     from .environment import fingerprint
     from .measure.timing import TimingPlan
-    from .report.results import artifacts_table, case_line, problem_lines, results_table
+    from .report.results import artifacts_table, problem_lines, results_table, sweep_lines
     from .report.schema import new_report
     from .sweep import run_sweep
-    from .worker import Settings
+    from .lifecycle import Settings
 
     variants = parse_variant_names(selector)
     backends = parse_backends(backend, device)
@@ -147,6 +158,7 @@ def run(
     modes = parse_option(parse_choices, mode, "--mode", MODES)
     if duration < 0 or warmup < 0 or min_iters < 1 or case_timeout <= 0:
         raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
+    rounds_plan = rounds_plan_from(block, min_rounds, target_ci, budget, restart_every, duration, min_iters, seed)
     from .export import opset_problem
 
     problem = opset_problem(opset)
@@ -171,32 +183,23 @@ def run(
     cases = expand(variants, form_list, backends, precisions, batches, resolutions, thread_list, modes,
                    backend_options=backend_options)
     settings = Settings(
-        plan=TimingPlan(warmup_s=warmup, warmup_iters=3, min_duration_s=duration, min_iters=min_iters),
-        opset=opset, cache_dir=str(cache_dir) if cache_dir else None, use_cache=not no_cache,
+        plan=TimingPlan(warmup_s=warmup, warmup_iters=3), opset=opset,
+        cache_dir=str(cache_dir) if cache_dir else None, use_cache=not no_cache,
         checkpoint=str(checkpoint) if checkpoint else None, seed=seed,
     )
     config = {"variants": variants, "backends": [b for b, _ in backends], "forms": form_list, "batch": batches,
               "resolution": resolutions, "threads": thread_list, "precision": precisions, "mode": modes,
-              "settings": settings.to_dict(), "case_timeout_s": case_timeout, "torch_options": torch_options,
-              "devices": sorted({d for _, d in backends}), "backend_options": backend_options}
+              "settings": settings.to_dict(), "rounds": rounds_plan.to_dict(), "case_timeout_s": case_timeout,
+              "torch_options": torch_options, "devices": sorted({d for _, d in backends}),
+              "backend_options": backend_options}
     report = new_report(fingerprint(["repnext-bench", *common.ARGV]), config)
     show = not (quiet or as_json)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console,
-                        disable=not show, transient=True)
-    task = progress.add_task("starting", total=len(cases))
     try:
-        with progress:
-            run_sweep(
-                cases, settings, case_timeout, report, path,
-                on_start=lambda i, case: progress.update(task, description=escape(case.label)),
-                on_result=lambda result: (progress.console.print(case_line(result, (report["results"][-2:-1] or [None])[0]),
-                                                                 highlight=False) if show else None,
-                                          progress.advance(task)),
-                render=render,
-            )
+        with sweep_progress(show, rounds_plan.budget_s) as on_event:
+            run_sweep(cases, settings, rounds_plan, case_timeout, report, path, render=render, on_event=on_event)
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted:[/] {report['sweep']['finished']} of {len(cases)} cases kept in {path}")
+        err_console.print(f"[yellow]interrupted:[/] every finished block of {report['sweep']['finished']} of "
+                          f"{len(cases)} cases kept in {path}")
         raise typer.Exit(130) from None
     failed = sum(r["status"] == "failed" for r in report["results"])
     if as_json:
@@ -208,11 +211,60 @@ def run(
         exported = artifacts_table(report["results"])
         if exported:
             console.print(exported)
-        for line in problem_lines(report["results"]):
+        for line in [*problem_lines(report["results"]), *sweep_lines(report["sweep"])]:
             console.print(line, highlight=False)
         console.print(f"report: {path}" + (f"  [red]{failed} case(s) failed[/]" if failed else ""))
     if failed:
         raise typer.Exit(1)
+
+
+def rounds_plan_from(block: float, min_rounds: int, target_ci: str, budget: float, restart_every: int,
+                     duration: float, min_iters: int, seed: int):
+    """The sweep's rounds from ``run``'s options, or a usage error."""
+    from .sweep import RoundsPlan
+
+    target = common.parse_percent(target_ci, "--target-ci")
+    try:
+        return RoundsPlan(block_s=block, min_rounds=min_rounds, restart_every=restart_every, target_ci=target,
+                          budget_s=budget, min_duration_s=duration, min_iters=min_iters, seed=seed)
+    except ValueError:
+        raise UsageProblem("--block, --target-ci and --budget must be > 0, --min-rounds and --restart-every >= 1 "
+                           f"(got --block {block:g}, --target-ci {target_ci}, --budget {budget:g}, --min-rounds "
+                           f"{min_rounds}, --restart-every {restart_every})") from None
+
+
+@contextmanager
+def sweep_progress(show: bool, budget_s: float):
+    """A progress bar over the sweep's time budget, and the sweep's events turned into lines."""
+    from .report.results import case_line
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                        console=err_console, disable=not show, transient=True)
+    task = progress.add_task("starting", total=budget_s)
+
+    def on_event(kind: str, **info) -> None:
+        if kind == "load":
+            progress.update(task, description=escape(f"loading {info['case'].label} ({info['index'] + 1} of "
+                                                     f"{info['total']}, process lifetime {info['lifetime'] + 1})"))
+        elif kind == "round":
+            widest = info["widest"]
+            spread = widest.spread() if widest else math.inf
+            line = f"round {info['rounds']}: {info['elapsed']:.0f} s"
+            if widest and math.isfinite(spread):
+                line += f", widest 95% CI +-{spread:.1%} ({escape(widest.case.label)})"
+            progress.update(task, completed=min(info["elapsed"], budget_s), description=line)
+            if show:
+                progress.console.print(f"[dim]{line}[/]", highlight=False)
+        elif kind == "loaded" and show:
+            cold = info["load"]["cold_start"]
+            progress.console.print(f"[green]loaded[/] {escape(info['case'].label)}: load {cold['load_s']:.2f} s, first "
+                                   f"inference {cold['first_inference_ms']:.1f} ms, {info['load']['block_n']} "
+                                   "inferences per block", highlight=False)
+        elif kind == "problem" and show:
+            progress.console.print(case_line(info["record"]), highlight=False)
+
+    with progress:
+        yield on_event
 
 
 @app.command()

@@ -30,6 +30,15 @@ class UsageProblem(UsageError):
     """Bad input from the user: one line on stderr, exit code 2."""
 
 
+def parse_percent(text: str, name: str) -> float:
+    """``"5"`` or ``"5%"`` -> 0.05, or a usage error naming the option."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise UsageProblem(f"{name} {text!r} is not a percentage (e.g. 5 or 5%)") from None
+    return value / 100
+
+
 def parse_option(parser, *args, **kwargs):
     """Run a parser from cases.py, turning its ValueError into a usage error."""
     try:

@@ -100,7 +100,7 @@ def _place(source: Path, target: Path) -> None:
 def _export_one(model, case, settings, coreml_format: str, out: Path, label: str) -> dict:
     """Export ``model`` in the case's format (its backend) and precision, copy the files into
     ``out`` named after ``label``, and return the manifest record."""
-    from .worker import export_context
+    from .lifecycle import export_context
 
     context = export_context(model, settings)
     name = case.backend
@@ -160,7 +160,7 @@ def export(
     from .measure.timing import TimingPlan
     from .report.schema import write_report
     from .models import convert
-    from .worker import Settings, reference_model
+    from .lifecycle import Settings, reference_model
 
     variants = parse_variant_names(selector)
     form_list = parse_forms(forms, "--forms")

@@ -10,19 +10,11 @@ import typer
 from rich.markup import escape
 
 from . import cli_common as common
-from .cli_common import (UsageProblem, check_writable, console, default_output, err_console, parse_backends,
+from .cli_common import (UsageProblem, parse_percent, check_writable, console, default_output, err_console, parse_backends,
                          parse_forms, parse_option, parse_variant_names)
 from .report.comparison_view import VERDICT_STYLE, markdown, verdict_table
 
 ARM_KEYS = ("python", "checkpoint", "threads", "precision", "opset", "resolution", "slowdown")
-
-
-def _percent(text: str, name: str) -> float:
-    try:
-        value = float(text.strip().rstrip("%"))
-    except ValueError:
-        raise UsageProblem(f"{name} {text!r} is not a percentage (e.g. 5 or 5%)") from None
-    return value / 100
 
 
 def _arm_overrides(items: list[str], name: str) -> dict:
@@ -49,7 +41,7 @@ def _arm(name: str, base_case, settings, overrides: dict):
                 raise UsageProblem(f"--{name}-python {value}: no such file")
             python = value
         elif key == "slowdown":
-            slowdown = _percent(value, f"--{name} slowdown=")
+            slowdown = parse_percent(value, f"--{name} slowdown=")
         elif key == "precision":
             if value not in PRECISIONS:
                 raise UsageProblem(f"--{name} precision={value}: use one of {', '.join(PRECISIONS)}")
@@ -119,7 +111,7 @@ def gate(
     from .gate.stats import Thresholds
     from .measure.timing import TimingPlan
     from .report.schema import new_report, write_report
-    from .worker import Settings
+    from .lifecycle import Settings
 
     variants = parse_variant_names(selector)
     backends = parse_backends(backend, device)
@@ -129,7 +121,7 @@ def gate(
         raise UsageProblem("--batch and --threads must be >= 1, --resolution >= 32 and --opset >= 7")
     try:
         plan = GatePlan(pairs=pairs, rounds=rounds, block_s=block, seed=seed, thresholds=Thresholds(
-            _percent(fail_above, "--fail-above"), _percent(ci_above, "--ci-above"), _percent(pass_below, "--pass-below")))
+            parse_percent(fail_above, "--fail-above"), parse_percent(ci_above, "--ci-above"), parse_percent(pass_below, "--pass-below")))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
     base_overrides = _arm_overrides(baseline, "baseline")
@@ -214,7 +206,7 @@ def compare(
     from .gate.compare import compare_reports, exit_code
     from .report.schema import ReportError, read_report
 
-    threshold = _percent(fail_on, "--fail-on")
+    threshold = parse_percent(fail_on, "--fail-on")
     if threshold <= 0:
         raise UsageProblem("--fail-on must be above 0")
     try:

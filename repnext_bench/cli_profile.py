@@ -47,8 +47,9 @@ def profile(
     from .profiling.rollup import summarize_profile
     from .profiling.trace import chrome_trace
     from .report.schema import new_report, write_report
-    from .sweep import precheck, run_in_worker
-    from .worker import Settings
+    from .case_process import run_once
+    from .sweep import case_record, precheck
+    from .lifecycle import Settings
 
     chosen = parse_variant_names(variant, "--variant")
     if len(chosen) != 1:
@@ -81,8 +82,10 @@ def profile(
     try:
         for case in cases:
             with err_console.status(f"profiling {escape(case.label)}", spinner="dots") if show else nullcontext():
-                result = precheck(case, availability_cache) or run_in_worker(
-                    case, settings, case_timeout, job="profile", job_args={"iterations": iterations})
+                result = precheck(case, availability_cache)
+                if result is None:
+                    reply = run_once(case, settings, case_timeout, "profile", iterations=iterations)
+                    result = reply if "status" in reply else case_record(case, "failed", reply["error"])
             if result["status"] == "ok":
                 result["summary"] = summarize_profile(result)
             report["results"].append(result)

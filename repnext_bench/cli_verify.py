@@ -42,7 +42,7 @@ def verify(
     from .cases import PRECISIONS, expand, parse_choices
     from .measure.timing import TimingPlan
     from .verify import FUSION_TOLERANCE, TOLERANCES, backend_checks, fusion_checks
-    from .worker import Settings
+    from .lifecycle import Settings
 
     variants = parse_variant_names(selector)
     backends = parse_backends(backend, device)
@@ -52,13 +52,13 @@ def verify(
         raise UsageProblem("--resolution must be >= 32, --batch >= 1 and --threads >= 0")
     cases = expand(variants, form_list, backends, precisions, [batch], [resolution], [threads or usable_cores()],
                    ["latency"])
-    settings = Settings(plan=TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=0, min_iters=1), seed=seed,
+    settings = Settings(plan=TimingPlan(warmup_s=0, warmup_iters=0), seed=seed,
                         cache_dir=str(cache_dir) if cache_dir else None, randomize=True)
     checks = []
     with err_console.status("checking the fusion") as status:
         checks.extend(fusion_checks(variants, resolution, batch, seed))
-        checks.extend(backend_checks(cases, settings, 600.0, on_start=lambda i, case: status.update(
-            f"[{i + 1}/{len(cases)}] {escape(case.label)}")))
+        checks.extend(backend_checks(cases, settings, 600.0, on_event=lambda kind, **info: status.update(
+            f"[{info['index'] + 1}/{info['total']}] {escape(info['case'].label)}") if kind == "load" else None))
     failures = [c for c in checks if c["ok"] is False]
     if as_json:
         console.out(json.dumps({"tolerances": {"fusion": FUSION_TOLERANCE, **TOLERANCES}, "checks": checks}, indent=1))

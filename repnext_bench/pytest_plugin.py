@@ -12,18 +12,21 @@ Nothing heavy is imported until a fixture is used.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import pytest
 
 
-def _open_session(variant: str, form: str = "fused", backend: str = "onnxruntime", batch: int = 1,
+def _open_session(resources, variant: str, form: str = "fused", backend: str = "onnxruntime", batch: int = 1,
                   resolution: int = 224, threads: int | None = None, precision: str = "fp32",
                   checkpoint: str | None = None, seed: int = 0, opset: int = 17):
+    """A loaded session of the case, closed (with its export cache) when ``resources`` closes."""
     from .backends import CaseSkipped, get_backend
     from .cases import Case
+    from .lifecycle import Settings, open_case
     from .machine import usable_cores
     from .measure.timing import TimingPlan
     from .models import get_variant
-    from .worker import Settings, build_case_model, export_context
 
     chosen = get_variant(variant)
     runtime = get_backend(backend)
@@ -33,31 +36,18 @@ def _open_session(variant: str, form: str = "fused", backend: str = "onnxruntime
     if reason:
         pytest.skip(reason)
     settings = Settings(plan=TimingPlan(), opset=opset, checkpoint=checkpoint, seed=seed)
-    model, images, _, _ = build_case_model(case, settings)
-    context = export_context(model, settings)
     try:
-        session = runtime.prepare(model, case, images, context)
+        return resources.enter_context(open_case(case, settings)).session
     except CaseSkipped as skip:
         pytest.skip(str(skip))
-    finally:
-        context.cache.close()
-    return case, session
 
 
 @pytest.fixture
 def repnext_session():
     """A factory: ``repnext_session(variant, form=..., backend=..., ...)`` returns a loaded
     session whose ``run()`` is one inference on a bound input; closed after the test."""
-    opened = []
-
-    def make(variant: str, **options):
-        case, session = _open_session(variant, **options)
-        opened.append(session)
-        return session
-
-    yield make
-    for session in opened:
-        session.close()
+    with ExitStack() as resources:
+        yield lambda variant, **options: _open_session(resources, variant, **options)
 
 
 @pytest.fixture

@@ -1,131 +1,409 @@
-"""Runs cases, each in a fresh worker process, and hands every finished result on at once.
+"""Runs a sweep in interleaved rounds, so that a slow minute of a shared machine hits every
+case alike.
 
-The parent sleeps in ``multiprocessing.connection.wait`` on the worker's pipe and process
-sentinel, with the per-case time limit as its timeout: it never spins (on a 2-core machine
-a busy parent would steal a core from the measurement).
+Each case lives in its own process (case_process.py), forked from a server that has the
+runtimes imported. In each round every case runs one block of inferences, in an order
+shuffled per round (seeded, and recorded in the report); the forms of one configuration
+(train and fused) run next to each other, in shuffled order, so that their ratio comes from
+samples taken moments apart. Every ``restart_every`` rounds all processes are replaced by
+fresh ones, so that no case's samples all come from one process lifetime (two processes of
+the same program differ a little: memory layout, thread placement).
+
+Rounds go on until every case's 95% CI of the median is within ``target_ci`` of it (and
+the minimum rounds, inferences and measured time are reached), or the time budget is spent;
+the cases that did not get there are named. The report is rewritten after every round, so
+Ctrl-C keeps every finished block.
 """
 from __future__ import annotations
 
-import multiprocessing
-import signal
+import math
 import time
-from collections.abc import Callable, Iterator
-from multiprocessing.connection import wait
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from .backends import availability, case_problem
+from .case_process import CaseDied, CaseProcess, process_context
 from .cases import Case
+from .lifecycle import Settings
+from .measure.rounds import ci_half_width, paired_ratio, summarize_rounds
 from .report.schema import write_report
-from .worker import Settings, worker_main
 
-# by name: Windows has no SIGKILL or SIGBUS
-_SIGNALS = {
-    "SIGSEGV": "crashed with a segmentation fault (SIGSEGV)",
-    "SIGKILL": "was killed by SIGKILL (most likely the kernel's out-of-memory killer)",
-    "SIGABRT": "aborted (SIGABRT)",
-    "SIGBUS": "crashed with a bus error (SIGBUS)",
-    "SIGILL": "crashed on an illegal instruction (SIGILL)",
-}
+MAX_ROUNDS = 500
+MIN_ROUNDS_IN_BUDGET = 2  # a CI and a paired speedup need two rounds, whatever the budget
+PAUSE_S = 0.02  # between two blocks, as the gate pauses between its arms
+CASE_MEMORY_MB = 700  # a generous resident set per live case (M5 train on the CPU peaks near 700 MB)
 
 
-def _record(case: Case, status: str, error: str) -> dict:
-    return {"case": case.to_dict(), "status": status, "error": error}
+@dataclass(frozen=True)
+class RoundsPlan:
+    block_s: float = 0.1  # seconds of inferences in one block (at least one inference)
+    min_rounds: int = 8
+    restart_every: int = 4  # rounds per process lifetime
+    target_ci: float = 0.02  # stop when every case's CI half-width is within 2% of its median
+    budget_s: float = 60.0  # ... or when the sweep (loads included) has taken this long, after 2 rounds at least
+    min_duration_s: float = 1.0  # per case: at least this much measured time in all
+    min_iters: int = 10  # per case: at least this many inferences in all
+    seed: int = 0
+    max_live: int | None = None  # cases alive at once (default: what the memory allows)
+
+    def __post_init__(self) -> None:
+        if self.block_s <= 0 or self.min_rounds < 1 or self.restart_every < 1 or self.target_ci <= 0 \
+                or self.budget_s <= 0 or self.min_duration_s < 0 or self.min_iters < 1:
+            raise ValueError("block > 0, min rounds >= 1, restart every >= 1 round, target CI > 0, budget > 0, "
+                             "duration >= 0 and min iters >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-# Windows ends a crashed process with its NTSTATUS code rather than a signal
-_WINDOWS_CRASHES = {0xC0000005: "crashed with an access violation (0xC0000005)",
-                    0xC00000FD: "crashed with a stack overflow (0xC00000FD)",
-                    0xC0000409: "aborted (0xC0000409)"}
+def case_record(case: Case, status: str, error: str | None) -> dict:
+    """The record of a case that was not measured (or not yet): its status and why."""
+    return {"case": case.to_dict(), "status": status, "error": error, "latency_ms": None, "device_latency_ms": None,
+            "throughput_ips": None, "concurrency": None, "precision_effective": None, "parity": None,
+            "memory": None, "cold_start": None, "model": None, "backend": None, "samples_ms": None}
 
 
-def _exit_reason(exitcode: int | None) -> str:
-    if exitcode in _WINDOWS_CRASHES:
-        return f"the worker {_WINDOWS_CRASHES[exitcode]}"
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"the worker {_SIGNALS.get(name, f'was killed by {name}')}"
-    return f"the worker exited with code {exitcode} before sending a result"
+@dataclass
+class CaseRun:
+    """One case's state across the rounds."""
 
+    case: Case
+    process: CaseProcess | None = None
+    status: str = "ok"
+    error: str | None = None
+    traceback: str | None = None  # where an exception in the case's process came from
+    loaded: dict | None = None  # the first lifetime's load (cold start, export)
+    finished: dict | None = None  # the last lifetime's finish (parity, what ran)
+    peak_rss_mb: float = 0.0
+    blocks: list[list[float]] = field(default_factory=list)  # latency samples (ms) of each block
+    throughputs: list[float] = field(default_factory=list)  # images/s of each block (throughput mode)
+    block_rounds: list[int] = field(default_factory=list)
+    block_lifetimes: list[int] = field(default_factory=list)
+    device_ms: list[float] = field(default_factory=list)
+    completed: int = 0
+    wall_s: float = 0.0
+    concurrency: dict | None = None
 
-def run_in_worker(case: Case, settings: Settings, time_limit_s: float, job: str = "measure",
-                  job_args: dict | None = None) -> dict:
-    """Measure (or profile) one case in a fresh spawned process; a crash or time-out becomes a
-    failed record."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=worker_main, daemon=True,
-                              args=(case.to_dict(), settings.to_dict(), sender, job, job_args))
-    started = time.monotonic()
-    process.start()
-    sender.close()
-    try:
-        ready = wait([receiver, process.sentinel], timeout=time_limit_s)
-        if receiver in ready:
-            try:
-                result = receiver.recv()
-            except EOFError:  # the pipe closed without a result: the process died
-                process.join()
-                return _record(case, "failed", _exit_reason(process.exitcode))
-            process.join(timeout=30)
-            result["worker_wall_s"] = time.monotonic() - started
+    @property
+    def active(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def values(self) -> list[list[float]]:
+        """What the CI is computed on: latency samples per block, or each block's images/s."""
+        return self.blocks if self.case.mode == "latency" else [[v] for v in self.throughputs]
+
+    def add_block(self, reply: dict, round_index: int, lifetime: int) -> None:
+        self.block_rounds.append(round_index)
+        self.block_lifetimes.append(lifetime)
+        self.completed += reply["completed"]
+        self.wall_s += reply["wall_s"]
+        if self.case.mode == "latency":
+            self.blocks.append(reply["samples_ms"])
+            self.device_ms.extend(reply.get("device_ms") or [])
+        else:
+            self.throughputs.append(self.case.batch * reply["completed"] / reply["wall_s"])
+            self.concurrency = reply["concurrency"]
+
+    def fail(self, status: str, error: str, traceback: str | None = None) -> None:
+        self.status, self.error, self.traceback = status, error, traceback
+
+    def spread(self) -> float:
+        return ci_half_width(self.values)
+
+    def converged(self, plan: RoundsPlan) -> bool:
+        measured_s = sum(map(sum, self.blocks)) / 1e3 if self.case.mode == "latency" else self.wall_s
+        return (self.completed >= plan.min_iters and measured_s >= plan.min_duration_s
+                and self.spread() <= plan.target_ci)
+
+    def record(self, plan: RoundsPlan) -> dict:
+        result = case_record(self.case, self.status, self.error)
+        if self.traceback:
+            result["traceback"] = self.traceback
+        if self.loaded:
+            result.update(model=self.loaded.get("model"), cold_start=self.loaded.get("cold_start"),
+                          artifact=self.loaded.get("artifact"))
+        if not (self.blocks or self.throughputs):
+            if self.loaded and self.loaded.get("artifact"):
+                result["memory"] = {"artifact_bytes": self.loaded["artifact"].get("size_bytes")}
             return result
-        if not ready:
-            return _record(case, "failed", f"exceeded the per-case time limit of {time_limit_s:g} s and was stopped")
-        process.join()
-        return _record(case, "failed", _exit_reason(process.exitcode))
-    finally:
-        if process.is_alive():
-            process.kill()
-            process.join()
-        receiver.close()
+        samples = [s for block in self.blocks for s in block]
+        round_of = [r for block, r in zip(self.blocks, self.block_rounds) for _ in block]
+        finished = self.finished or {}
+        loaded = self.loaded or {}
+        result.update(
+            latency_ms=summarize_rounds(self.blocks, plan.seed) if samples else None,
+            device_latency_ms=summarize_rounds([self.device_ms]) if self.device_ms and samples else None,
+            samples_ms=[round(s, 6) for s in samples], samples_round=round_of,
+            throughput_ips=self.case.batch * self.completed / self.wall_s,
+            concurrency={**(self.concurrency or {"streams": 1, "requests": 1}), "completed": self.completed,
+                         "wall_s": self.wall_s},
+            precision_effective=finished.get("precision_effective"), parity=finished.get("parity"),
+            backend=finished.get("backend"),
+            memory={"peak_rss_mb": self.peak_rss_mb or None,
+                    "peak_scope": "from model load" if loaded.get("peak_reset") else "whole case process",
+                    "rss_before_load_mb": loaded.get("rss_before_load_mb"),
+                    "rss_after_load_mb": loaded.get("rss_after_load_mb"),
+                    "load_added_mb": (loaded["rss_after_load_mb"] - loaded["rss_before_load_mb"]
+                                      if loaded.get("rss_after_load_mb") is not None else None),
+                    "artifact_bytes": (loaded.get("artifact") or {}).get("size_bytes"),
+                    **(finished.get("gpu_memory") or {})},
+            rounds={"blocks": len(self.block_rounds), "lifetimes": len(set(self.block_lifetimes)),
+                    "block_lifetimes": self.block_lifetimes, "inferences_per_block": loaded.get("block_n"),
+                    "ci95_half_width": self.spread(), "converged": self.converged(plan)},
+        )
+        if self.case.mode != "latency":
+            result["throughput_blocks_ips"] = self.throughputs
+        return result
 
 
-def precheck(case: Case, cache: dict) -> dict | None:
-    """A record for a case that needs no worker: an unavailable backend or device, or an
-    unsupported option."""
-    if case.backend not in cache:
-        cache[case.backend] = availability(case.backend)
-    problem = case_problem(case, cache[case.backend])
-    return _record(case, *problem) if problem else None
+def precheck(case: Case, found: dict) -> dict | None:
+    """The record of a case that needs no process (its backend or device is not available here,
+    or the backend does not run its precision), or None; ``found`` caches availability."""
+    if case.backend not in found:
+        found[case.backend] = availability(case.backend)
+    problem = case_problem(case, found[case.backend])
+    return case_record(case, *problem) if problem else None
 
 
-def run_cases(cases: list[Case], settings: Settings, time_limit_s: float,
-              on_start: Callable[[int, Case], None] | None = None) -> Iterator[dict]:
-    """Yield each case's result record as soon as it is known, in order."""
-    availability_cache: dict = {}
-    for index, case in enumerate(cases):
-        if on_start:
-            on_start(index, case)
-        yield precheck(case, availability_cache) or run_in_worker(case, settings, time_limit_s)
+def _group_key(case: Case) -> Case:
+    """Cases that differ only by form are compared with each other: they run side by side."""
+    return replace(case, form="")
 
 
-def run_sweep(cases: list[Case], settings: Settings, time_limit_s: float, report: dict, path: Path,
-              on_start: Callable[[int, Case], None] | None = None,
-              on_result: Callable[[dict], None] | None = None,
-              render: Callable[[dict], dict] | None = None) -> dict:
-    """Run every case into ``report``, rewriting ``path`` atomically after each one (as
-    ``render(report)`` when given, e.g. in another tool's layout).
+def fused_speedups(runs: list[CaseRun]) -> dict[Case, dict]:
+    """For each fused case with a train-time twin: train over fused from the blocks of each
+    round, paired, with its 95% CI (lifetimes resampled first)."""
+    by_case = {run.case: run for run in runs}
+    found = {}
+    for run in runs:
+        twin = by_case.get(replace(run.case, form="train"))
+        if run.case.form != "fused" or not twin or not (run.blocks or run.throughputs):
+            continue
+        mine = dict(zip(run.block_rounds, zip(run.values, run.block_lifetimes)))
+        theirs = dict(zip(twin.block_rounds, twin.values))
+        common = [r for r in mine if r in theirs]
+        if len(common) < 2:
+            continue
+        fused = [float(np.median(mine[r][0])) for r in common]
+        train = [float(np.median(theirs[r])) for r in common]
+        numerator, denominator = (train, fused) if run.case.mode == "latency" else (fused, train)
+        groups = [mine[r][1] for r in common]
+        ratio = paired_ratio(numerator, denominator, groups if len(set(groups)) > 1 else None)
+        found[run.case] = {"over": "train", **ratio}
+    return found
 
-    On Ctrl-C the running worker is stopped, the report is written with what finished and
-    marked interrupted, and KeyboardInterrupt goes on to the caller.
-    """
-    def save() -> None:
-        write_report(render(report) if render else report, path)
 
-    report["sweep"] = {"planned": len(cases), "finished": 0, "interrupted": False}
-    save()
+class Sweep:
+    """The rounds of one sweep, written into ``report`` (and ``path``) after each of them."""
+
+    def __init__(self, cases: list[Case], settings: Settings, plan: RoundsPlan, time_limit_s: float, report: dict,
+                 path: Path | None = None, render: Callable[[dict], dict] | None = None,
+                 on_event: Callable[..., None] | None = None) -> None:
+        self.cases, self.settings, self.plan, self.time_limit_s = cases, settings, plan, time_limit_s
+        self.report, self.path, self.render = report, path, render
+        self.on_event = on_event or (lambda *args, **kwargs: None)
+        self.rng = np.random.default_rng(plan.seed)
+        self.prechecked: dict[Case, dict] = {}
+        self.runs: list[CaseRun] = []
+        self.orders: list[list[str]] = []
+        self.started = time.monotonic()
+        self.stopped = ""
+
+    def save(self) -> None:
+        speedups = fused_speedups(self.runs)
+        by_case = {run.case: run for run in self.runs}
+        results = []
+        for case in self.cases:
+            if case in self.prechecked:
+                results.append(self.prechecked[case])
+                continue
+            run = by_case.get(case)
+            if run is None or (run.status == "ok" and not (run.blocks or run.throughputs)):
+                continue  # not measured yet
+            record = run.record(self.plan)
+            if case in speedups:
+                record["fused_speedup"] = speedups[case]
+            results.append(record)
+        self.report["results"] = results
+        self.report["sweep"].update(finished=len(results), rounds=len(self.orders), orders=self.orders,
+                                    stopped=self.stopped, wall_s=time.monotonic() - self.started,
+                                    not_converged=[r.case.label for r in self.runs if r.active and
+                                                   (r.blocks or r.throughputs) and not r.converged(self.plan)])
+        if self.path:
+            write_report(self.render(self.report) if self.render else self.report, self.path)
+
+    def run(self) -> dict:
+        """Measure every case; on Ctrl-C the processes are stopped, the report keeps every
+        finished block and is marked interrupted, and KeyboardInterrupt goes on to the caller."""
+        self.report["sweep"] = {"planned": len(self.cases), "finished": 0, "interrupted": False,
+                                "plan": self.plan.to_dict()}
+        found: dict = {}
+        for case in self.cases:
+            record = precheck(case, found)
+            if record:
+                self.prechecked[case] = record
+            else:
+                self.runs.append(CaseRun(case))
+        self.save()
+        process_context(sorted({run.case.backend for run in self.runs}))
+        try:
+            for batch, share in self._batches():
+                self._measure(batch, self.plan.budget_s * share)
+        except KeyboardInterrupt:
+            self.report["sweep"]["interrupted"] = True
+            self.stopped = "interrupted"
+            raise
+        finally:
+            for run in self.runs:
+                if run.process:
+                    run.process.stop()
+                    run.process = None
+            self.save()
+        return self.report
+
+    def _batches(self) -> list[tuple[list[list[CaseRun]], float]]:
+        """Groups of side-by-side cases, in batches of at most ``max_live`` cases alive at once,
+        each with its share of the budget."""
+        groups: dict[Case, list[CaseRun]] = {}
+        for run in self.runs:
+            groups.setdefault(_group_key(run.case), []).append(run)
+        limit = self.plan.max_live or _memory_limit()
+        batches: list[list[list[CaseRun]]] = [[]]
+        for group in groups.values():
+            if batches[-1] and sum(map(len, batches[-1])) + len(group) > limit:
+                batches.append([])
+            batches[-1].append(group)
+        total = max(1, len(self.runs))
+        return [(batch, sum(map(len, batch)) / total) for batch in batches if batch]
+
+    def _measure(self, groups: list[list[CaseRun]], budget_s: float) -> None:
+        runs = [run for group in groups for run in group]
+        start, rounds, lifetime = time.monotonic(), 0, -1
+        while any(run.active for run in runs) and rounds < MAX_ROUNDS:
+            if rounds % self.plan.restart_every == 0:
+                lifetime += 1
+                self._start_lifetime(runs, lifetime)
+            order = self._order(groups)
+            self.orders.append([run.case.label for run in order])
+            for run in order:
+                if run.active:
+                    time.sleep(PAUSE_S)  # the last case's threads stop spinning before this one starts
+                    try:
+                        reply = run.process.ask("block")
+                    except CaseDied as died:
+                        run.fail("failed", str(died))
+                        continue
+                    if "error" in reply:
+                        run.fail("failed", reply["error"], reply.get("traceback"))
+                    else:
+                        run.add_block(reply, len(self.orders) - 1, lifetime)
+            rounds += 1
+            active = [run for run in runs if run.active]
+            elapsed = time.monotonic() - start
+            converged = all(run.converged(self.plan) for run in active)
+            if rounds >= self.plan.min_rounds and converged:
+                self.stopped = "converged"
+            elif elapsed >= budget_s and rounds >= MIN_ROUNDS_IN_BUDGET:
+                self.stopped = "budget"
+            self.on_event("round", rounds=len(self.orders), elapsed=elapsed, budget=budget_s,
+                          widest=max(active, key=CaseRun.spread, default=None))
+            if self.stopped:
+                break
+            self.save()
+        self._end_lifetime(runs)
+
+    def _order(self, groups: list[list[CaseRun]]) -> list[CaseRun]:
+        order = []
+        for index in self.rng.permutation(len(groups)):
+            group = groups[index]
+            order.extend(group[i] for i in self.rng.permutation(len(group)))
+        return order
+
+    def _start_lifetime(self, runs: list[CaseRun], lifetime: int) -> None:
+        """End the running processes, then start and load a fresh one per active case, one at a
+        time: two loads at once would share the cores (the cold start reported must not), and
+        runtimes whose idle threads spin would slow each other down many times over."""
+        self._end_lifetime(runs)
+        active = [run for run in runs if run.active]
+        for index, run in enumerate(active):
+            self.on_event("load", case=run.case, index=index, total=len(active), lifetime=lifetime)
+            run.process = CaseProcess(run.case, self.settings, self.time_limit_s)
+            try:
+                run.process.send("load", block_s=self.plan.block_s)
+            except CaseDied as died:
+                run.fail("failed", str(died))
+                continue
+            self._loaded(run, lifetime)
+
+    def _loaded(self, run: CaseRun, lifetime: int) -> None:
+        try:
+            reply = run.process.receive()
+        except CaseDied as died:
+            run.fail("failed", str(died))
+            return
+        if "skipped" in reply:
+            run.fail("skipped", reply["skipped"])
+            if reply.get("exported") and reply.get("artifact"):
+                artifact = reply["artifact"]
+                run.loaded = {"artifact": artifact, "cold_start": {"export_s": artifact.get("export_s"),
+                                                                   "export_cache_hit": artifact.get("cache_hit")}}
+        elif "error" in reply:
+            run.fail("failed", reply["error"], reply.get("traceback"))
+        elif lifetime == 0 or run.loaded is None:
+            run.loaded = reply
+            self.on_event("loaded", case=run.case, load=reply)
+        if not run.active:
+            self.on_event("problem", record=run.record(self.plan))
+
+    def _end_lifetime(self, runs: list[CaseRun]) -> None:
+        """Ask each live process what ran and how much memory it took, then stop it."""
+        for run in runs:
+            if run.process is None:
+                continue
+            if run.active and (run.blocks or run.throughputs):
+                try:
+                    reply = run.process.ask("finish")
+                except CaseDied as died:
+                    run.fail("failed", str(died))
+                else:
+                    if "error" in reply:
+                        run.fail("failed", reply["error"])
+                    else:
+                        run.finished = reply
+                        run.peak_rss_mb = max(run.peak_rss_mb, reply["peak_rss_mb"])
+            run.process.stop()
+            run.process = None
+
+
+def _memory_limit() -> int:
+    """How many cases may be alive at once: what 70% of the available memory holds."""
     try:
-        for result in run_cases(cases, settings, time_limit_s, on_start):
-            report["results"].append(result)
-            report["sweep"]["finished"] += 1
-            save()
-            if on_result:
-                on_result(result)
-    except KeyboardInterrupt:
-        report["sweep"]["interrupted"] = True
-        save()
-        raise
-    return report
+        import psutil
+
+        available_mb = psutil.virtual_memory().available / 1024**2
+    except (ImportError, OSError):
+        return 16
+    return max(2, math.floor(available_mb * 0.7 / CASE_MEMORY_MB))
+
+
+def run_sweep(cases: list[Case], settings: Settings, plan: RoundsPlan, time_limit_s: float, report: dict,
+              path: Path | None = None, render: Callable[[dict], dict] | None = None,
+              on_event: Callable[..., None] | None = None) -> dict:
+    return Sweep(cases, settings, plan, time_limit_s, report, path, render, on_event).run()
+
+
+# two rounds of one inference: for what a case outputs (verify), not how fast it is
+CHECK_ONLY = RoundsPlan(block_s=1e-6, min_rounds=1, restart_every=MAX_ROUNDS, target_ci=1e9, budget_s=1e-6,
+                        min_duration_s=0, min_iters=1)
+
+
+def run_cases(cases: list[Case], settings: Settings, time_limit_s: float, plan: RoundsPlan | None = None,
+              on_event: Callable[..., None] | None = None) -> list[dict]:
+    """The result records of ``cases``, measured in rounds, without a report file."""
+    report = {"results": []}
+    run_sweep(cases, settings, plan or RoundsPlan(), time_limit_s, report, on_event=on_event)
+    return report["results"]

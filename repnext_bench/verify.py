@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from .cases import Case
-from .sweep import run_cases
-from .worker import Settings
+from .lifecycle import Settings
+from .sweep import CHECK_ONLY, run_cases
 
 # relative L2 error allowed against the PyTorch fp32 train-time output, by effective precision
 TOLERANCES = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 5e-2}  # TF32: fp32 range, 10-bit mantissa
@@ -36,9 +36,9 @@ def fusion_checks(variants: list[str], resolution: int, batch: int, seed: int) -
 
 
 def backend_checks(cases: list[Case], settings: Settings, time_limit_s: float,
-                   on_start: Callable[[int, Case], None] | None = None) -> Iterator[dict]:
-    """Each case's output against the PyTorch fp32 train-time model, in a worker per case."""
-    for result in run_cases(cases, settings, time_limit_s, on_start):
+                   on_event: Callable[..., None] | None = None) -> Iterator[dict]:
+    """Each case's output against the PyTorch fp32 train-time model, each case in its own process."""
+    for result in run_cases(cases, settings, time_limit_s, CHECK_ONLY, on_event):
         label = Case.from_dict(result["case"]).label
         if result["status"] in ("skipped", "unavailable"):
             yield {"check": "backend", "case": label, "precision": None, "parity": None, "tolerance": None,

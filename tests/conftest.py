@@ -9,8 +9,10 @@ from repnext_bench.models.randomize import randomize
 
 __all__ = ["randomize", "rel_err", "run_cli", "FAST"]  # imported by the tests
 
-# small real sweeps: M0-size models at 64x64, a few short samples each
-FAST = ["--resolution", "64", "--duration", "0.05", "--min-iters", "20", "--warmup", "0.02"]
+# small real sweeps: M0-size models at 64x64, short blocks, three rounds (a CI target so wide that the
+# minimum rounds end the sweep), one process lifetime
+FAST = ["--resolution", "64", "--duration", "0", "--min-iters", "3", "--warmup", "0.02", "--block", "0.02",
+        "--min-rounds", "3", "--target-ci", "1000", "--budget", "60", "--restart-every", "100"]
 # capability-dependent path -> what this machine did there (printed at the end of the run)
 EXERCISED: dict[str, str] = {}
 

@@ -74,7 +74,7 @@ def test_requests_from_another_version_are_tolerated():
     """An arm of another version may send or receive fields this one does not know."""
     from repnext_bench.cases import Case
     from repnext_bench.measure.timing import TimingPlan
-    from repnext_bench.worker import Settings
+    from repnext_bench.lifecycle import Settings
 
     case = Case("M0", "fused", "onnxruntime", "cpu", "fp32", 1, 64, 1, "latency")
     settings = Settings(plan=TimingPlan(), seed=3)

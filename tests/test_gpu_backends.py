@@ -126,7 +126,7 @@ def test_a_gpu_provider_that_cannot_start_is_a_skip_not_a_hidden_cpu_run(tmp_pat
 def _run_gpu(tmp_path, *args) -> list[dict]:
     path = tmp_path / "gpu.json"
     code = main(["run", "-v", "m0", "-f", "train,fused", "-r", "64", "--duration", "0.2", "--min-iters", "20",
-                 "--seed", "0", "--cache-dir", str(tmp_path / "cache"),
+                 "--block", "0.05", "--min-rounds", "3", "--budget", "5", "--seed", "0", "--cache-dir", str(tmp_path / "cache"),
                  "-o", str(path), "-q", *args])
     results = read_report(path)["results"]
     assert code == 0, [r.get("error") for r in results]

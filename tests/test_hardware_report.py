@@ -45,7 +45,33 @@ def test_ship_answers_with_a_speedup_over_torch_fp32_train(reports):
     assert [a["variant"] for a in answers] == ["M0", "M1"]
     for answer in answers:
         assert answer["rel_l2"] <= 1e-4 and answer["baseline_ms"] > 0
-        assert answer["speedup_over_baseline"] == pytest.approx(answer["baseline_ms"] / answer["p50_ms"])
+        speedup = answer["speedup_over_baseline"]  # ratio of medians, with a CI from the two sets of samples
+        assert speedup["ratio"] == pytest.approx(answer["baseline_ms"] / answer["p50_ms"])
+        assert speedup["ci95"][0] <= speedup["ratio"] <= speedup["ci95"][1]
+        assert isinstance(answer["tied_with"], list)
+
+
+def test_ship_calls_a_tie_when_the_fastest_cis_overlap(reports):
+    """Two candidates whose 95% CIs of the median overlap are a tie, whichever median is lower."""
+    (row,) = [r for r in merge([("a.json", read_report(reports / "a.json"))])["rows"]
+              if r["variant"] == "M0" and r["form"] == "fused" and r["backend"] == "onnxruntime"]
+    twin = dict(row, backend="openvino", p50_ms=row["p50_ms"] * 1.001,
+                p50_ci=[row["p50_ci"][0] * 1.001, row["p50_ci"][1] * 1.001])
+    far = dict(row, backend="torch", form="train", p50_ms=row["p50_ci"][1] * 3, p50_ci=[row["p50_ci"][1] * 2.5,
+                                                                                       row["p50_ci"][1] * 3.5])
+    (answer,) = ship([row, twin, far])
+    assert answer["backend"] == "onnxruntime" and answer["tied_with"] == [f"openvino fused fp32 t{row['threads']}"]
+
+
+def test_fused_speedup_in_the_best_latency_table_has_its_ci(reports):
+    from repnext_bench.hardware.merge import best_latency
+
+    rows = merge([("a.json", read_report(reports / "a.json"))])["rows"]
+    fused = [r for r in best_latency(rows) if r["form"] == "fused"]
+    assert len(fused) == 4
+    for row in fused:  # from one sweep with the same settings: the paired estimate the report holds
+        assert row["fused_speedup"] == row["paired_speedup"]
+        assert row["fused_speedup"]["ci95"][0] <= row["fused_speedup"]["ratio"] <= row["fused_speedup"]["ci95"][1]
 
 
 def test_markdown_tables_line_up(reports, capsys):

@@ -141,13 +141,13 @@ def test_fingerprint_without_py_cpuinfo_proc_or_affinity(monkeypatch, fresh_cpu,
 
 
 def test_a_signal_this_os_does_not_name_is_still_reported():
-    from repnext_bench.sweep import _exit_reason
+    from repnext_bench.case_process import exit_reason
 
-    assert _exit_reason(-11) == "the worker crashed with a segmentation fault (SIGSEGV)"
-    assert _exit_reason(-9).startswith("the worker was killed by SIGKILL")
-    assert "signal 200" in _exit_reason(-200)
-    assert _exit_reason(0xC0000005) == "the worker crashed with an access violation (0xC0000005)"  # Windows
-    assert _exit_reason(3) == "the worker exited with code 3 before sending a result"
+    assert exit_reason(-11) == "the case's process crashed with a segmentation fault (SIGSEGV)"
+    assert exit_reason(-9).startswith("the case's process was killed by SIGKILL")
+    assert "signal 200" in exit_reason(-200)
+    assert exit_reason(0xC0000005) == "the case's process crashed with an access violation (0xC0000005)"  # Windows
+    assert exit_reason(3) == "the case's process exited with code 3 before answering"
 
 
 HEAVY = ("torch", "onnxruntime", "openvino", "coremltools", "tensorrt")

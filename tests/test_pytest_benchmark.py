@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import FAST
 
 from repnext_bench.cli import main
 from repnext_bench.report.pytest_benchmark import to_pytest_benchmark
@@ -21,7 +22,7 @@ def exported(real_runs, tmp_path_factory):
     runs, _, _ = real_runs
     folder = tmp_path_factory.mktemp("pb")
     paths = [folder / "a.json", folder / "b.json"]
-    assert main(["run", "--variants", "m0", "--forms", "train,fused", "--resolution", "64", "--duration", "0.05",
+    assert main(["run", "--variants", "m0", "--forms", "train,fused", *FAST,
                  "--format", "pytest-benchmark", "--output", str(paths[0]), "--quiet",
                  "--cache-dir", str(runs / "cache")]) == 0
     paths[1].write_text(json.dumps(to_pytest_benchmark(read_report(runs / "a.json"))))

@@ -21,6 +21,7 @@ import platform
 import sys
 import time
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
 
 PROTOCOL = 1
@@ -53,6 +54,7 @@ def _pin(threads: int) -> list[int] | None:
 
 class Arm:
     def __init__(self) -> None:
+        self.resources = ExitStack()  # the loaded case: its session and export cache, closed at quit
         self.session = None
         self.slowdown = 0.0  # extra busy work per inference, as a fraction of its own time
         self.extra_s = 0.0
@@ -67,17 +69,14 @@ class Arm:
                 "affinity": usable_cpu_ids()}
 
     def load(self, request: dict) -> dict:
-        from ..backends import get_backend
         from ..cases import Case
+        from ..lifecycle import Settings, open_case
         from ..measure.timing import warm_up
-        from ..worker import Settings, build_case_model, export_context
 
         case, settings = Case.from_dict(request["case"]), Settings.from_dict(request["settings"])
         pinned = _pin(case.threads)
-        model, images, _, _ = build_case_model(case, settings)
-        context = export_context(model, settings)
-        self.session = get_backend(case.backend).prepare(model, case, images, context)
-        context.cache.close()
+        self.resources.close()  # a second load replaces the first
+        self.session = self.resources.enter_context(open_case(case, settings)).session
         warm_up(self.session.run, settings.plan)
         self.slowdown = float(request.get("slowdown") or 0.0)
         return {"ok": True, "backend": self.session.describe(), "pinned_cpus": pinned}
@@ -122,8 +121,7 @@ def main() -> None:
         except Exception as exc:  # the gate reports it; the arm stays up for the next request
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=-3)}
         replies.write(json.dumps(reply) + "\n")
-    if arm.session is not None:
-        arm.session.close()
+    arm.resources.close()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from ..cases import Case
-from ..worker import Settings
+from ..lifecycle import Settings
 from .arm import PROTOCOL
 from .stats import Thresholds, paired_change, verdict
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..cases import Case
 from ..measure.timing import TimingPlan
-from ..worker import Settings
+from ..lifecycle import Settings
 from .paired import ArmSpec, GatePlan, run_gate
 
 SCENARIOS = {  # name -> (candidate slowdown, candidate resolution)

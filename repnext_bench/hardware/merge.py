@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..measure.rounds import unpaired_ratio
 from ..models import get_variant
 from ..verify import TOLERANCES
 
@@ -61,7 +62,9 @@ def _row(machine: str, report_name: str, result: dict) -> dict:
         "variant": case["variant"], "form": case["form"], "backend": case["backend"], "device": case["device"],
         "asked": case["precision"], "precision": result.get("precision_effective") or case["precision"],
         "batch": case["batch"], "resolution": case["resolution"], "threads": case["threads"], "mode": case["mode"],
-        "options": options, "p50_ms": latency.get("p50"), "throughput_ips": result.get("throughput_ips"),
+        "options": options, "p50_ms": latency.get("p50"), "p50_ci": latency.get("ci95_median"),
+        "samples_ms": result.get("samples_ms") or [], "paired_speedup": result.get("fused_speedup"),
+        "throughput_ips": result.get("throughput_ips"),
         "peak_rss_mb": (result.get("memory") or {}).get("peak_rss_mb"),
         "rel_l2": (result.get("parity") or {}).get("rel_l2"),
         "case": f"{case['variant']} {case['form']} {case['backend']} {case['precision']} b{case['batch']} "
@@ -87,11 +90,23 @@ def best_latency(rows: list[dict]) -> list[dict]:
             best[key]["best_throughput_ips"] = max(best[key].get("best_throughput_ips") or 0, row["throughput_ips"])
     for row in best.values():
         train = best.get((row["machine"], row["backend"], row["variant"], "train", row["resolution"]))
-        row["fused_speedup"] = train["p50_ms"] / row["p50_ms"] if row["form"] == "fused" and train else None
+        row["fused_speedup"] = _fused_speedup(row, train) if row["form"] == "fused" and train else None
         row["iphone12_ms"] = get_variant(row["variant"]).paper.iphone12_latency_ms
     order = _variant_order()
     return sorted(best.values(), key=lambda r: (order.get(r["variant"], 99), r["form"] != "train", r["resolution"],
                                                 r["machine"], r["backend"]))
+
+
+def _same_settings(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ("report", "device", "asked", "batch", "threads", "mode", "options"))
+
+
+def _fused_speedup(fused: dict, train: dict) -> dict | None:
+    """Train over fused with its 95% CI: paired within rounds when both come from one sweep with
+    the same settings (the report holds that estimate), else from the two sets of samples."""
+    if fused.get("paired_speedup") and _same_settings(fused, train):
+        return fused["paired_speedup"]
+    return unpaired_ratio(train["samples_ms"], fused["samples_ms"])
 
 
 def _variant_order() -> dict[str, int]:
@@ -115,16 +130,30 @@ def coverage(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, st
     return [f"{v} {f}" for v, f in lines], columns, cells
 
 
+def _overlap(a: dict, b: dict) -> bool:
+    """Whether two medians' 95% CIs overlap (no CI: only equal medians count as overlapping)."""
+    if not (a.get("p50_ci") and b.get("p50_ci")):
+        return a["p50_ms"] == b["p50_ms"]
+    return a["p50_ci"][0] <= b["p50_ci"][1] and b["p50_ci"][0] <= a["p50_ci"][1]
+
+
+def _label(row: dict) -> str:
+    return f"{row['backend']} {row['form']} {row['precision']} t{row['threads']}"
+
+
 def ship(rows: list[dict]) -> list[dict]:
     """Per variant and machine: the fastest batch-1 configuration whose output stays within the
-    tolerance of its precision, and its speedup over PyTorch eager fp32 train-time."""
+    tolerance of its precision, the candidates it cannot be told apart from (their 95% CIs of
+    the median overlap its own: a tie), and its speedup over PyTorch eager fp32 train-time."""
     candidates = [r for r in _ok_latency(rows)
                   if r["rel_l2"] is not None and r["rel_l2"] <= TOLERANCES.get(r["precision"], -1)]
-    answers = {}
+    grouped: dict[tuple, list[dict]] = {}
     for row in candidates:
-        key = (row["machine"], row["variant"], row["resolution"])
-        if key not in answers or row["p50_ms"] < answers[key]["p50_ms"]:
-            answers[key] = dict(row)
+        grouped.setdefault((row["machine"], row["variant"], row["resolution"]), []).append(row)
+    answers = {}
+    for key, group in grouped.items():
+        group.sort(key=lambda r: r["p50_ms"])
+        answers[key] = dict(group[0], tied_with=[_label(r) for r in group[1:] if _overlap(group[0], r)])
     for (machine, variant, resolution), answer in answers.items():
         baselines = [r for r in _ok_latency(rows) if r["machine"] == machine and r["variant"] == variant
                      and r["resolution"] == resolution and r["backend"] == "torch" and r["form"] == "train"
@@ -132,6 +161,6 @@ def ship(rows: list[dict]) -> list[dict]:
         same_threads = [r for r in baselines if r["threads"] == answer["threads"]] or baselines
         base = min(same_threads, key=lambda r: r["p50_ms"]) if same_threads else None
         answer["baseline_ms"] = base["p50_ms"] if base else None
-        answer["speedup_over_baseline"] = base["p50_ms"] / answer["p50_ms"] if base else None
+        answer["speedup_over_baseline"] = unpaired_ratio(base["samples_ms"], answer["samples_ms"]) if base else None
     order = _variant_order()
     return sorted(answers.values(), key=lambda r: (order.get(r["variant"], 99), r["machine"], r["resolution"]))

@@ -56,12 +56,16 @@ def _series(best: list[dict], form: str) -> tuple[list[str], dict[str, dict[str,
     return variants, dict(list(series.items())[:_SERIES_LIMIT])
 
 
-def _bars(ax, variants: list[str], series: dict[str, dict[str, float]], value) -> None:
+def _bars(ax, variants: list[str], series: dict[str, dict[str, float]], value, interval) -> None:
+    """Bars of ``value(row)`` with error bars from ``interval(row)`` (a 95% CI, or None)."""
     width = 0.8 / max(1, len(series))
     for index, (name, by_variant) in enumerate(series.items()):
+        rows = [by_variant[v] for v in variants if v in by_variant]
         xs = [i + (index - (len(series) - 1) / 2) * width for i, v in enumerate(variants) if v in by_variant]
-        ys = [value(by_variant[v]) for v in variants if v in by_variant]
-        ax.bar(xs, ys, width=width, label=name)
+        ys = [value(r) for r in rows]
+        spans = [interval(r) or (y, y) for r, y in zip(rows, ys)]
+        errors = [[y - low for y, (low, _) in zip(ys, spans)], [high - y for y, (_, high) in zip(ys, spans)]]
+        ax.bar(xs, ys, width=width, label=name, yerr=errors, capsize=2, error_kw={"elinewidth": 0.8})
     ax.set_xticks(range(len(variants)), variants)
 
 
@@ -70,14 +74,14 @@ def latency_plot(best: list[dict], resolution: int) -> bytes:
     rows = [r for r in best if r["resolution"] == resolution]
     variants, series = _series(rows, "fused")
     figure, ax = plt.subplots(figsize=(9, 4.8))
-    _bars(ax, variants, series, lambda r: r["p50_ms"])
+    _bars(ax, variants, series, lambda r: r["p50_ms"], lambda r: r.get("p50_ci"))
     ax.plot(range(len(variants)), [get_variant(v).paper.iphone12_latency_ms for v in variants], "k*--",
             label="paper: iPhone 12, Core ML")
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
     ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.grid(axis="y", which="both", alpha=0.3)
-    return _finish(figure, ax, "variant (fused form)", "latency at batch 1, median (ms, log scale)",
+    return _finish(figure, ax, "variant (fused form)", "latency at batch 1, median and 95% CI (ms, log scale)",
                    f"Latency per variant, {resolution}x{resolution}, best precision per machine and backend")
 
 
@@ -89,8 +93,12 @@ def tradeoff_plot(best: list[dict], resolution: int) -> bytes:
     variants, series = _series(rows, "fused")
     figure, ax = plt.subplots(figsize=(9, 5.5))
     for name, by_variant in series.items():
-        points = [(by_variant[v]["p50_ms"], get_variant(v).paper.top1_distilled) for v in variants if v in by_variant]
-        ax.plot(*zip(*points), "o-", label=f"RepNeXt on {name}")
+        rows = [by_variant[v] for v in variants if v in by_variant]
+        xs = [r["p50_ms"] for r in rows]
+        spans = [r.get("p50_ci") or (x, x) for r, x in zip(rows, xs)]
+        ax.errorbar(xs, [get_variant(r["variant"]).paper.top1_distilled for r in rows], fmt="o-", capsize=2,
+                    xerr=[[x - low for x, (low, _) in zip(xs, spans)], [high - x for x, (_, high) in zip(xs, spans)]],
+                    label=f"RepNeXt on {name}")
     paper = [(get_variant(v).paper.iphone12_latency_ms, get_variant(v).paper.top1_distilled, v) for v in variants]
     ax.plot([p[0] for p in paper], [p[1] for p in paper], "k*-", markersize=9, label="RepNeXt, paper: iPhone 12")
     for x, y, name in paper:
@@ -113,10 +121,10 @@ def speedup_plot(best: list[dict], resolution: int) -> bytes:
     rows = [r for r in best if r["resolution"] == resolution and r.get("fused_speedup")]
     variants, series = _series(rows, "fused")
     figure, ax = plt.subplots(figsize=(9, 4.5))
-    _bars(ax, variants, series, lambda r: r["fused_speedup"])
+    _bars(ax, variants, series, lambda r: r["fused_speedup"]["ratio"], lambda r: r["fused_speedup"]["ci95"])
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.grid(axis="y", alpha=0.3)
-    return _finish(figure, ax, "variant", "fused over train-time speedup (x, train p50 / fused p50)",
+    return _finish(figure, ax, "variant", "fused over train-time speedup (x), with its 95% CI",
                    f"What reparameterization buys, {resolution}x{resolution}, batch 1")
 
 

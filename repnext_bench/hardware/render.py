@@ -8,6 +8,7 @@ import html
 import io
 from pathlib import Path
 
+from ..measure.rounds import ratio_text
 from .merge import best_latency, coverage, ship
 from .plots import PLOTS
 
@@ -35,19 +36,24 @@ def tables(merged: dict) -> list[tuple[str, list[str], list[list[str]]]]:
              [[line, *(cells.get((line, column), "—") for column in columns)] for line in lines])]
     latency = [("Best latency per variant, form, machine and backend (batch 1)",
                 ["variant", "form", "px", "machine", "backend", "p50 ms", "precision", "threads", "best img/s",
-                 "peak RSS MB", "fused speedup", "iPhone 12 ms (paper)"],
-                [[r["variant"], r["form"], str(r["resolution"]), r["machine"], r["backend"], _f(r["p50_ms"]),
+                 "peak RSS MB", "fused speedup (95% CI)", "iPhone 12 ms (paper)"],
+                [[r["variant"], r["form"], str(r["resolution"]), r["machine"], r["backend"], _ms_ci(r),
                   r["precision"], str(r["threads"]), _f(r.get("best_throughput_ips"), 4), _f(r["peak_rss_mb"], 4),
-                  f"{r['fused_speedup']:.2f}x" if r.get("fused_speedup") else "—", _f(r["iphone12_ms"])]
+                  ratio_text(r.get("fused_speedup")) or "—", _f(r["iphone12_ms"])]
                  for r in best])]
     answers = [("What should I ship: the fastest batch-1 configuration within the tolerance of its precision",
-                ["variant", "px", "machine", "backend", "form", "precision", "threads", "p50 ms", "rel err",
-                 "torch fp32 train ms", "speedup"],
+                ["variant", "px", "machine", "backend", "form", "precision", "threads", "p50 ms (95% CI)", "rel err",
+                 "tied with (overlapping CIs)", "torch fp32 train ms", "speedup (95% CI)"],
                 [[r["variant"], str(r["resolution"]), r["machine"], r["backend"], r["form"], r["precision"],
-                  str(r["threads"]), _f(r["p50_ms"]), f"{r['rel_l2']:.1e}", _f(r["baseline_ms"]),
-                  f"{r['speedup_over_baseline']:.2f}x" if r["speedup_over_baseline"] else "not measured"]
+                  str(r["threads"]), _ms_ci(r), f"{r['rel_l2']:.1e}", "; ".join(r["tied_with"]) or "no tie",
+                  _f(r["baseline_ms"]), ratio_text(r["speedup_over_baseline"]) or "not measured"]
                  for r in ship(rows)])]
     return machines + gaps + latency + answers
+
+
+def _ms_ci(row: dict) -> str:
+    low_high = row.get("p50_ci")
+    return f"{_f(row['p50_ms'])} ({_f(low_high[0])}-{_f(low_high[1])})" if low_high else _f(row["p50_ms"])
 
 
 def resolutions(merged: dict) -> list[int]:

@@ -1,6 +1,6 @@
-"""One profile, in a worker: a short timed loop without the profiler (the case's real
-latency), then a separate pass with the runtime's own profiler, whose nodes are placed in
-the model's structure."""
+"""One profile, in the case's process: a short timed loop without the profiler (the case's
+real latency), then a separate pass with the runtime's own profiler, whose nodes are placed
+in the model's structure."""
 from __future__ import annotations
 
 import importlib
@@ -9,7 +9,7 @@ from ..cases import Case
 from ..measure.parity import parity
 from ..measure.stats import summarize
 from ..measure.timing import measure, warm_up
-from ..worker import Settings, build_case_model, export_context
+from ..lifecycle import Settings, open_case
 from .attribution import attribute, macs_by_place
 
 # backend -> the module whose ``collect`` runs that runtime's profiler
@@ -25,23 +25,18 @@ def _mean(values: list[float] | None) -> float | None:
 
 
 def profile_case(case: Case, settings: Settings, iterations: int = 20) -> dict:
-    from ..backends import CaseSkipped, get_backend
+    from ..backends import CaseSkipped
 
-    model, images, expected, counts = build_case_model(case, settings)
-    context = export_context(model, settings)
     try:
-        session = get_backend(case.backend).prepare(model, case, images, context)
-        try:
+        with open_case(case, settings) as loaded:
+            session, model, counts = loaded.session, loaded.model, loaded.counts
             warm_up(session.run, settings.plan)
             samples, _ = measure(session.run, settings.plan)
-            output_parity = parity(session.output(), expected)
-        finally:
-            session.close()
-        data = importlib.import_module(COLLECTORS[case.backend]).collect(model, case, images, context, iterations)
+            output_parity = parity(session.output(), loaded.expected)
+            collector = importlib.import_module(COLLECTORS[case.backend])
+            data = collector.collect(model, case, loaded.images, loaded.context, iterations)
     except CaseSkipped as skip:
         return {"case": case.to_dict(), "kind": "profile", "status": "skipped", "error": str(skip)}
-    finally:
-        context.cache.close()
     nodes = data["nodes"]
     for node in nodes:  # totals over the profiled iterations -> per inference
         node["time_ms"] /= iterations

@@ -6,6 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..cases import Case
+from ..measure.rounds import NO_CLEAR_DIFFERENCE, ratio_text
 
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unavailable": "dim"}
 _VARYING = ("resolution", "threads", "mode")  # shown only when they vary within the sweep
@@ -13,23 +14,6 @@ _VARYING = ("resolution", "threads", "mode")  # shown only when they vary within
 
 def format_ms(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
-
-
-def _matching_train(result: dict, by_case: dict[Case, dict]) -> dict | None:
-    case = Case.from_dict(result["case"])
-    if case.form != "fused":
-        return None
-    return by_case.get(Case.from_dict({**result["case"], "form": "train"}))
-
-
-def fused_speedup(result: dict, by_case: dict[Case, dict]) -> float | None:
-    """How much faster the fused form is than the train-time form of the same case."""
-    train = _matching_train(result, by_case)
-    if not train or train.get("status") != "ok" or result.get("status") != "ok":
-        return None
-    if result["latency_ms"] and train["latency_ms"]:
-        return train["latency_ms"]["p50"] / result["latency_ms"]["p50"]
-    return result["throughput_ips"] / train["throughput_ips"]
 
 
 def precision_text(result: dict) -> str:
@@ -76,12 +60,11 @@ def case_line(result: dict, previous: dict | None = None) -> str:
 def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Table:
     cases = [r["case"] for r in results]
     varying = [k for k in _VARYING if len({c[k] for c in cases}) > 1]
-    by_case = {Case.from_dict(r["case"]): r for r in results}
     table = Table(title=title, box=box.SIMPLE_HEAVY)
     gpu = any(r.get("device_latency_ms") for r in results)
     headers = ["variant", "form", "backend", "precision", "batch", *varying,
                "p50 ms", "p90 ms", "p99 ms", "CV", *(["GPU p50"] if gpu else []), "img/s", "peak RSS", "rel err",
-               "fused\nspeedup", "status"]
+               "fused speedup\n(95% CI)", "status"]
     for header in headers:
         table.add_column(header, justify="left" if header in ("variant", "form", "backend", "status") else "right",
                          no_wrap=True)
@@ -94,7 +77,12 @@ def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Tabl
             cv = f"{latency['cv'] * 100:.1f}%"
             if latency.get("noisy"):
                 cv, noisy = f"[yellow]{cv} ![/]", True
-        speedup = fused_speedup(result, by_case)
+        speedup = ratio_text(result.get("fused_speedup"))
+        if speedup == NO_CLEAR_DIFFERENCE:
+            speedup = f"[dim]{speedup}[/]"
+        elif speedup and result["fused_speedup"]["ratio"] < 1:
+            speedup = f"[yellow]{speedup}[/]"
+        unconverged = (result.get("rounds") or {}).get("converged") is False
         memory = result.get("memory") or {}
         words = [w.replace("_", "-") for w in Case.from_dict(case).option_words]
         backend = case["backend"] + (f"/{case['device']}" if case["device"] != "cpu" else "")
@@ -102,15 +90,18 @@ def results_table(results: list[dict], title: str = "RepNeXt benchmark") -> Tabl
         table.add_row(
             case["variant"], case["form"], backend, precision_text(result), str(case["batch"]),
             *(str(case[k]) for k in varying),
-            format_ms(latency.get("p50")), format_ms(latency.get("p90")), format_ms(latency.get("p99")), cv,
+            format_ms(latency.get("p50")) + (" [yellow]~[/]" if unconverged else ""),
+            format_ms(latency.get("p90")), format_ms(latency.get("p99")), cv,
             *([format_ms((result.get("device_latency_ms") or {}).get("p50"))] if gpu else []),
             f"{result['throughput_ips']:.1f}" if result.get("throughput_ips") else "",
             f"{memory['peak_rss_mb']:.0f} MB" if memory.get("peak_rss_mb") else "",
             f"{result['parity']['rel_l2']:.1e}" if result.get("parity") else "",
-            f"{speedup:.2f}x" if speedup else "",
+            speedup,
             f"[{_STATUS_STYLE[status]}]{status}[/]",
         )
     captions = ["! noisy: the IQR is more than 10% of the median"] if noisy else []
+    if any((r.get("rounds") or {}).get("converged") is False for r in results):
+        captions.append("~ not converged: its 95% CI is wider than --target-ci when the budget ran out")
     if gpu:
         captions.append("p50/p90/p99: host end to end, copies included; GPU p50: CUDA events around the compute")
     table.caption = "\n".join(captions) or None
@@ -155,4 +146,19 @@ def problem_lines(results: list[dict]) -> list[str]:
             lines.append(f"[yellow]CPU fallback[/] {escape(Case.from_dict(result['case']).label)}: {len(fallback)} of "
                          f"{total} nodes ran on the CPU: {escape(', '.join(fallback[:8]))}"
                          + (" ..." if len(fallback) > 8 else ""))
+    return lines
+
+
+def sweep_lines(sweep: dict) -> list[str]:
+    """How the rounds went: how many, why they stopped, and which cases did not converge."""
+    plan = sweep.get("plan") or {}
+    why = {"converged": f"every case's 95% CI within +-{plan.get('target_ci', 0):.0%}",
+           "budget": f"the {plan.get('budget_s', 0):g} s budget was spent",
+           "interrupted": "interrupted"}.get(sweep.get("stopped", ""), "")
+    lines = [f"[dim]{sweep.get('rounds', 0)} rounds in {sweep.get('wall_s', 0):.0f} s, in a shuffled order per "
+             f"round (seed {plan.get('seed', 0)}); stopped: {why}[/]"]
+    missed = sweep.get("not_converged") or []
+    if missed:
+        lines.append(f"[yellow]not converged[/] ({len(missed)}): {escape(', '.join(missed))} (more --budget, a longer "
+                     "--block or a quieter machine)")
     return lines

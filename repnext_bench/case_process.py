@@ -1,0 +1,252 @@
+"""The process one case lives in, and the parent's handle on it.
+
+A case runs isolated in its own process, so that a crash, hang or out-of-memory in a runtime
+is that case's failure only. The process is forked from a server that has already imported
+torch and the runtimes (multiprocessing's forkserver, with those modules preloaded), so a
+case pays neither an interpreter start nor the heavy imports; where there is no fork (Windows)
+it is spawned. It stays alive between requests: ``load`` once, then ``block`` as often as the
+sweep asks, then ``finish`` and ``quit``. The parent waits on the pipe and the process's
+sentinel with the time limit as timeout: it never spins.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from contextlib import ExitStack
+from multiprocessing.connection import wait
+
+from .cases import Case
+from .export import CACHE_ENV
+from .lifecycle import FAULT_ENV, Settings, open_case
+from .measure.memory import peak_rss_mb
+from .measure.timing import TimingPlan, measure, warm_up
+
+# by name: Windows has no SIGKILL or SIGBUS
+_SIGNALS = {
+    "SIGSEGV": "crashed with a segmentation fault (SIGSEGV)",
+    "SIGKILL": "was killed by SIGKILL (most likely the kernel's out-of-memory killer)",
+    "SIGABRT": "aborted (SIGABRT)",
+    "SIGBUS": "crashed with a bus error (SIGBUS)",
+    "SIGILL": "crashed on an illegal instruction (SIGILL)",
+}
+# imported once by the fork server, so that no case process imports them again
+PRELOAD = ["repnext_bench.case_process", "repnext_bench.models", "repnext_bench.backends", "torch", "numpy"]
+PASSED_ENVIRONMENT = (FAULT_ENV, CACHE_ENV, "XDG_CACHE_HOME")
+RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "coreml": "coremltools"}
+
+
+class CaseDied(Exception):
+    """The case's process crashed, was killed or overran its time limit."""
+
+
+# Windows ends a crashed process with its NTSTATUS code rather than a signal
+_WINDOWS_CRASHES = {0xC0000005: "crashed with an access violation (0xC0000005)",
+                    0xC00000FD: "crashed with a stack overflow (0xC00000FD)",
+                    0xC0000409: "aborted (0xC0000409)"}
+
+
+def exit_reason(exitcode: int | None) -> str:
+    if exitcode in _WINDOWS_CRASHES:
+        return f"the case's process {_WINDOWS_CRASHES[exitcode]}"
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the case's process {_SIGNALS.get(name, f'was killed by {name}')}"
+    return f"the case's process exited with code {exitcode} before answering"
+
+
+_CONTEXT = None
+
+
+def process_context(backends: list[str] | None = None):
+    """The multiprocessing context cases run in: a fork server with torch and the sweep's
+    runtimes preloaded where the OS can fork, else spawn. Created once per program."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            _CONTEXT = multiprocessing.get_context("forkserver")
+            runtimes = [RUNTIME_MODULES[b] for b in backends or [] if b in RUNTIME_MODULES]
+            _CONTEXT.set_forkserver_preload(PRELOAD + runtimes)
+        else:
+            _CONTEXT = multiprocessing.get_context("spawn")
+    return _CONTEXT
+
+
+class CaseProcess:
+    """The parent's handle: send a request, wait for its answer within a time limit."""
+
+    def __init__(self, case: Case, settings: Settings, time_limit_s: float, context=None) -> None:
+        self.case = case
+        self.time_limit_s = time_limit_s
+        context = context or process_context([case.backend])
+        self.connection, child = context.Pipe()
+        # the fork server keeps the environment it started with: pass on what this program reads now
+        environment = {name: os.environ.get(name) for name in PASSED_ENVIRONMENT}
+        self.process = context.Process(target=serve, args=(child, case.to_dict(), settings.to_dict(), environment),
+                                       daemon=True)
+        self.process.start()
+        child.close()
+
+    def send(self, op: str, **args) -> None:
+        try:
+            self.connection.send({"op": op, **args})
+        except (BrokenPipeError, OSError) as exc:
+            raise CaseDied(self._death()) from exc
+
+    def receive(self) -> dict:
+        """The answer to the last request, or CaseDied (the process is stopped first)."""
+        ready = wait([self.connection, self.process.sentinel], timeout=self.time_limit_s)
+        if self.connection in ready:
+            try:
+                return self.connection.recv()
+            except (EOFError, OSError):
+                pass
+        if not ready:
+            self.stop()
+            raise CaseDied(f"exceeded the per-case time limit of {self.time_limit_s:g} s and was stopped")
+        raise CaseDied(self._death())
+
+    def ask(self, op: str, **args) -> dict:
+        self.send(op, **args)
+        return self.receive()
+
+    def _death(self) -> str:
+        self.process.join(timeout=30)
+        return exit_reason(self.process.exitcode)
+
+    def stop(self) -> None:
+        """Ask it to quit; kill it if it does not within a few seconds."""
+        if self.process.is_alive():
+            try:
+                self.connection.send({"op": "quit"})
+            except (BrokenPipeError, OSError):
+                pass
+            self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
+
+def run_once(case: Case, settings: Settings, time_limit_s: float, op: str, **args) -> dict:
+    """One request in a fresh case process (a profile, say): its answer, or ``{"error": why}``
+    when the process crashed, hung or raised."""
+    process = CaseProcess(case, settings, time_limit_s)
+    try:
+        return process.ask(op, **args)
+    except CaseDied as died:
+        return {"error": str(died)}
+    finally:
+        process.stop()
+
+
+class CaseWorker:
+    """What runs inside the case's process."""
+
+    def __init__(self, case: Case, settings: Settings, preloaded: bool = False) -> None:
+        self.case, self.settings = case, settings
+        self.preloaded = preloaded  # torch came with the process (forked from the preloaded server)
+        self.resources = ExitStack()
+        self.loaded = None
+        self.block_n = 1
+        self.block_s = 0.1
+
+    def hello(self) -> dict:
+        return {"pid": os.getpid(), "torch_preloaded": self.preloaded}
+
+    def load(self, block_s: float) -> dict:
+        """Build, export, prepare, warm up, and find how many inferences fill a block."""
+        from .backends import CaseSkipped
+
+        try:
+            self.loaded = self.resources.enter_context(open_case(self.case, self.settings))
+        except CaseSkipped as skip:
+            return {"skipped": str(skip), "exported": skip.exported, "artifact": getattr(skip, "artifact", None)}
+        session = self.loaded.session
+        warm_up(session.run, self.settings.plan)
+        if self.case.mode == "latency":
+            run, clock, start, count = session.run, time.perf_counter, time.perf_counter(), 0
+            while not count or clock() - start < block_s:
+                run()
+                count += 1
+            self.block_n = max(1, count)
+        self.block_s = block_s
+        if session.device_timer:
+            session.device_timer.reset()
+        loaded = self.loaded
+        return {"block_n": self.block_n, "cold_start": loaded.cold_start(), "model": loaded.model_record(),
+                "artifact": loaded.artifact, "rss_before_load_mb": loaded.rss_before_mb,
+                "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset}
+
+    def block(self) -> dict:
+        """One block: an untimed inference (the process has been idle while the others ran:
+        its caches and threads are cold), then ``block_n`` timed ones (latency), or a full queue
+        for ``block_s`` (throughput)."""
+        session = self.loaded.session
+        if self.case.mode == "latency":
+            session.run()
+            timer = session.device_timer
+            plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=0, min_iters=self.block_n)
+            before = len(timer.samples) if timer else 0
+            samples, wall = measure(session.run, plan, after=timer.collect if timer else None)
+            return {"samples_ms": samples, "wall_s": wall, "completed": len(samples),
+                    "device_ms": timer.samples[before:] if timer else None}
+        plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=self.block_s, min_iters=1)
+        completed, wall, concurrency = session.throughput(plan)
+        return {"completed": completed, "wall_s": wall, "concurrency": concurrency}
+
+    def finish(self) -> dict:
+        """What ran, its output against the reference, and the memory it took."""
+        from .measure.parity import parity
+
+        session = self.loaded.session
+        description = session.describe()
+        gpu_memory = description.pop("gpu_memory", None)
+        return {"backend": description, "precision_effective": description["precision_effective"],
+                "parity": parity(session.output(), self.loaded.expected),
+                "peak_rss_mb": peak_rss_mb(), "gpu_memory": gpu_memory}
+
+    def profile(self, iterations: int) -> dict:
+        from .profiling.run import profile_case
+
+        return profile_case(self.case, self.settings, iterations)
+
+    def close(self) -> None:
+        self.resources.close()
+
+
+def serve(connection, case_data: dict, settings_data: dict, environment: dict | None = None) -> None:
+    """Process entry point: answer the parent's requests until it says quit or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for name, value in (environment or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    worker = CaseWorker(Case.from_dict(case_data), Settings.from_dict(settings_data), "torch" in sys.modules)
+    try:
+        while True:
+            try:
+                request = connection.recv()
+            except (EOFError, OSError):
+                break
+            op = request.pop("op")
+            if op == "quit":
+                break
+            try:
+                reply = getattr(worker, op)(**request)
+            except MemoryError as exc:
+                reply = {"error": f"out of memory ({exc or 'MemoryError'})"}
+            except Exception as exc:  # the case failed; the sweep goes on
+                reply = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=-3)}
+            connection.send(reply)
+    finally:
+        worker.close()
+        connection.close()
+        sys.stdout.flush()

@@ -1,0 +1,207 @@
+"""One case's life, written once: build the model in the case's form -> compute the PyTorch
+fp32 train-time reference output -> export -> prepare it in the backend -> (the caller
+measures or profiles) -> close. ``run``'s case processes, ``profile``, the gate's arms and the
+pytest fixtures all go through :func:`open_case`, so each of them closes the session and the
+export cache on every path, a failed prepare included.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case
+from .measure.memory import current_rss_mb, reset_peak
+from .measure.timing import TimingPlan
+
+FAULT_ENV = "REPNEXT_BENCH_FAULT"  # test hook: segfault, hang, oom, killed, error or corrupt, each optionally @VARIANT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a case needs besides itself; plain data, so it crosses process boundaries."""
+
+    plan: TimingPlan
+    opset: int = 17
+    cache_dir: str | None = None
+    use_cache: bool = True
+    checkpoint: str | None = None
+    seed: int = 0
+    randomize: bool = False  # random BatchNorm statistics and biases (when no checkpoint is loaded)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        """Fields this version does not know (from a gate arm of another version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        plan_fields = {f.name for f in fields(TimingPlan)}
+        plan = TimingPlan(**{k: v for k, v in data["plan"].items() if k in plan_fields})
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "plan": plan})
+
+
+def reference_model(variant: str, settings: Settings):
+    """The train-time model with the settings' weights: a checkpoint, or the seeded random
+    initialisation (with random BatchNorm statistics when ``randomize``)."""
+    import torch
+
+    from .models import create_model, load_checkpoint
+
+    torch.manual_seed(settings.seed)
+    reference = create_model(variant, "train")
+    if settings.checkpoint:
+        load_checkpoint(reference, settings.checkpoint)
+    elif settings.randomize:
+        from .models.randomize import randomize
+
+        randomize(reference, settings.seed)
+    return reference
+
+
+def build_case_model(case: Case, settings: Settings):
+    """(model in the case's form, input images, the PyTorch fp32 train-time output on them,
+    counts of the model)."""
+    import torch
+
+    from .models import convert
+    from .models.counting import count
+
+    torch.set_num_threads(case.threads)
+    reference = reference_model(case.variant, settings)
+    images = np.random.default_rng(settings.seed).standard_normal(
+        (case.batch, 3, case.resolution, case.resolution), dtype=np.float32)
+    with torch.inference_mode():
+        expected = reference(torch.from_numpy(images)).numpy()
+    model = convert(reference, case.form)
+    del reference
+    return model, images, expected, count(model, case.resolution, batch=1)
+
+
+def export_context(model, settings: Settings):
+    """The export cache and settings a backend prepares with; close its cache when done."""
+    from .backends import PrepareContext
+    from .export import ExportCache, weights_hash
+
+    cache = ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
+    return PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model))
+
+
+@dataclass
+class LoadedCase:
+    """A case prepared in its backend, with what its preparation cost."""
+
+    case: Case
+    session: object  # a backends.Session
+    model: object
+    images: np.ndarray
+    expected: np.ndarray
+    counts: object  # models.counting.Counts
+    context: object  # backends.PrepareContext
+    prepare_s: float
+    first_inference_ms: float
+    peak_reset: bool
+    rss_before_mb: float
+    rss_loaded_mb: float
+
+    @property
+    def artifact(self) -> dict | None:
+        return self.context.artifact
+
+    def cold_start(self) -> dict:
+        artifact = self.artifact or {}
+        export_s = artifact.get("export_s", 0.0)
+        return {"export_s": export_s, "export_cache_hit": artifact.get("cache_hit"),
+                "load_s": self.prepare_s - export_s, "first_inference_ms": self.first_inference_ms}
+
+    def model_record(self) -> dict:
+        return {"params": self.counts.params, "macs": self.counts.macs, "form": self.model.form}
+
+
+@contextmanager
+def open_case(case: Case, settings: Settings, prepare: Callable | None = None) -> Iterator[LoadedCase]:
+    """Build, export and prepare ``case`` (with ``prepare(model, case, images, context)`` in
+    place of the backend's own, e.g. to switch a profiler on), run its first inference, and
+    close the session and the export cache however the block ends. A ``CaseSkipped`` raised by
+    the backend goes on to the caller with ``artifact`` set to what was exported before it."""
+    from .backends import CaseSkipped, get_backend
+
+    backend = get_backend(case.backend)
+    model, images, expected, counts = build_case_model(case, settings)
+    inject_fault(case, model)
+    context = export_context(model, settings)
+    try:
+        gc.collect()
+        peak_reset = reset_peak()
+        rss_before = current_rss_mb()
+        start = time.perf_counter()
+        try:
+            session = (prepare or backend.prepare)(model, case, images, context)
+        except CaseSkipped as skip:
+            skip.artifact = context.artifact
+            raise
+        prepare_s = time.perf_counter() - start
+        rss_loaded = current_rss_mb()
+        try:
+            first_start = time.perf_counter_ns()
+            session.run()
+            first_ms = (time.perf_counter_ns() - first_start) / 1e6
+            yield LoadedCase(case, session, model, images, expected, counts, context, prepare_s, first_ms,
+                             peak_reset, rss_before, rss_loaded)
+        finally:
+            session.close()
+    finally:
+        context.cache.close()
+
+
+def inject_fault(case: Case, model=None) -> None:
+    """Fail on purpose where ``REPNEXT_BENCH_FAULT`` asks (e.g. ``segfault@M0,hang@M1``): how the
+    tests prove that a crash, hang or out-of-memory costs one case and not the sweep, and
+    (``corrupt``) that a wrong model is caught by the parity checks."""
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        kind, _, target = item.strip().partition("@")
+        if not target or target.upper() == case.variant.upper():
+            if kind == "corrupt":
+                _corrupt(model)
+            else:
+                _fail(kind)
+
+
+def _corrupt(model) -> None:
+    """Scale the first conv's weights by 1.5: the kind of error a broken fusion makes."""
+    import torch
+
+    with torch.no_grad():
+        next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight.mul_(1.5)
+
+
+def _fail(kind: str) -> None:
+    import ctypes
+    import signal
+
+    if kind == "segfault":
+        ctypes.string_at(0)
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "oom":  # a limit on the address space: POSIX only, as is this test hook
+        import resource
+
+        import psutil
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        used = psutil.Process().memory_info().vms
+        resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), hard))
+        try:
+            np.ones(1 << 32)  # 32 GiB: more than the limit and than this machine
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    elif kind == "error":
+        raise RuntimeError("injected failure")

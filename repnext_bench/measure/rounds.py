@@ -1,0 +1,93 @@
+"""Statistics of samples gathered in interleaved rounds: the latency of one case with a CI that
+knows rounds differ, and ratios between cases measured next to each other in each round.
+
+Samples of one round come from one stretch of a few milliseconds on one process: they share
+that moment's machine speed and that process's offsets, so they are not independent of each
+other. The CI of the median therefore comes from a two-stage bootstrap: resample the rounds,
+then the samples within each drawn round (as the gate does with its pairs).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .stats import cluster_bootstrap_medians, summarize
+
+RESAMPLES = 2000
+NO_CLEAR_DIFFERENCE = "no clear difference"
+
+
+def rounds_ci(blocks: Sequence[Sequence[float]], resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95% CI of the median of all samples, by resampling rounds, then samples within them."""
+    clusters = [np.asarray(b, dtype=float) for b in blocks if len(b)]
+    rng = np.random.default_rng(seed)
+    medians = cluster_bootstrap_medians(clusters, resamples, rng)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarize_rounds(blocks: Sequence[Sequence[float]], seed: int = 0) -> dict:
+    """The usual statistics over every sample, the median of each round, and (with two or more
+    rounds) the CI of the median from the rounds bootstrap in place of the order-statistics one."""
+    samples = [s for block in blocks for s in block]
+    stats = summarize(samples)
+    stats["round_medians"] = [float(np.median(b)) for b in blocks if len(b)]
+    stats["rounds"] = len(stats["round_medians"])
+    if stats["rounds"] >= 2:
+        stats["ci95_median"] = list(rounds_ci(blocks, seed=seed))
+        stats["ci95_method"] = f"bootstrap: rounds, then samples within them ({RESAMPLES} resamples)"
+    else:
+        stats["ci95_method"] = "order statistics of the median (one round)"
+    low, high = stats["ci95_median"]
+    stats["ci95_half_width"] = (high - low) / 2 / stats["p50"] if stats["p50"] > 0 else math.inf
+    return stats
+
+
+def ci_half_width(blocks: Sequence[Sequence[float]], resamples: int = 500, seed: int = 0) -> float:
+    """The rounds-bootstrap CI's half-width relative to the median (inf with fewer than two rounds):
+    what the sweep compares with ``--target-ci`` after each round."""
+    if sum(1 for b in blocks if len(b)) < 2:
+        return math.inf
+    low, high = rounds_ci(blocks, resamples, seed)
+    median = float(np.median([s for b in blocks for s in b]))
+    return (high - low) / 2 / median if median > 0 else math.inf
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float], groups: Sequence[int] | None = None,
+                 resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """numerator / denominator from per-round values taken next to each other (e.g. the train
+    form's round medians over the fused form's: the speedup of fusion), as the median of the
+    per-round log-ratios with a bootstrap 95% CI; ``groups`` (the process lifetime of each
+    round) are resampled first, so that the CI widens when lifetimes disagree."""
+    from ..gate.stats import paired_change
+
+    estimate = paired_change(list(denominator), list(numerator), list(groups) if groups else None,
+                             resamples=resamples, seed=seed)
+    value, low, high = 1 + estimate.change, 1 + estimate.ci_low, 1 + estimate.ci_high
+    return {"ratio": value, "ci95": [low, high], "n": estimate.n, "method": estimate.method,
+            "clear": not low <= 1.0 <= high}
+
+
+def unpaired_ratio(numerator: Sequence[float], denominator: Sequence[float], seed: int = 0) -> dict | None:
+    """median(numerator) / median(denominator) of two independent sets of samples (from
+    different sweeps or machines), with a bootstrap 95% CI; None with fewer than two of either."""
+    from ..gate.stats import unpaired_change
+
+    if len(numerator) < 2 or len(denominator) < 2:
+        return None
+    estimate = unpaired_change(list(denominator), list(numerator), seed=seed)
+    low, high = 1 + estimate.ci_low, 1 + estimate.ci_high
+    return {"ratio": 1 + estimate.change, "ci95": [low, high], "n": estimate.n, "method": estimate.method,
+            "clear": not low <= 1.0 <= high}
+
+
+def ratio_text(ratio: dict | None) -> str:
+    """``1.21x (1.17-1.25)``, or the words when the CI includes 1.0."""
+    if not ratio:
+        return ""
+    if not ratio["clear"]:
+        return NO_CLEAR_DIFFERENCE
+    low, high = ratio["ci95"]
+    return f"{ratio['ratio']:.2f}x ({low:.2f}-{high:.2f})"

@@ -33,10 +33,13 @@ _SIGNALS = {
     "SIGBUS": "crashed with a bus error (SIGBUS)",
     "SIGILL": "crashed on an illegal instruction (SIGILL)",
 }
-# imported once by the fork server, so that no case process imports them again
-PRELOAD = ["repnext_bench.case_process", "repnext_bench.models", "repnext_bench.backends", "torch", "numpy"]
+# imported once by the fork server, so that no case process imports them again (the program's
+# own main module first, as multiprocessing does by default). The runtimes are left out: their
+# imports start threads, and a process that forks with live threads can deadlock; each case
+# imports its own runtime (a fraction of a second).
+PRELOAD = ["__main__", "repnext_bench.case_process", "repnext_bench.models", "repnext_bench.backends", "torch",
+           "numpy"]
 PASSED_ENVIRONMENT = (FAULT_ENV, CACHE_ENV, "XDG_CACHE_HOME")
-RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "coreml": "coremltools"}
 
 
 class CaseDied(Exception):
@@ -64,15 +67,15 @@ def exit_reason(exitcode: int | None) -> str:
 _CONTEXT = None
 
 
-def process_context(backends: list[str] | None = None):
-    """The multiprocessing context cases run in: a fork server with torch and the sweep's
-    runtimes preloaded where the OS can fork, else spawn. Created once per program."""
+def process_context():
+    """The multiprocessing context cases run in: a fork server with torch preloaded on Linux;
+    spawn on Windows (no fork) and on macOS (forking after Apple's frameworks are loaded is not
+    safe, which is why Python spawns there by default). Created once per program."""
     global _CONTEXT
     if _CONTEXT is None:
-        if "forkserver" in multiprocessing.get_all_start_methods():
+        if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
             _CONTEXT = multiprocessing.get_context("forkserver")
-            runtimes = [RUNTIME_MODULES[b] for b in backends or [] if b in RUNTIME_MODULES]
-            _CONTEXT.set_forkserver_preload(PRELOAD + runtimes)
+            _CONTEXT.set_forkserver_preload(PRELOAD)
         else:
             _CONTEXT = multiprocessing.get_context("spawn")
     return _CONTEXT
@@ -84,7 +87,7 @@ class CaseProcess:
     def __init__(self, case: Case, settings: Settings, time_limit_s: float, context=None) -> None:
         self.case = case
         self.time_limit_s = time_limit_s
-        context = context or process_context([case.backend])
+        context = context or process_context()
         self.connection, child = context.Pipe()
         # the fork server keeps the environment it started with: pass on what this program reads now
         environment = {name: os.environ.get(name) for name in PASSED_ENVIRONMENT}
@@ -167,7 +170,8 @@ class CaseWorker:
         try:
             self.loaded = self.resources.enter_context(open_case(self.case, self.settings))
         except CaseSkipped as skip:
-            return {"skipped": str(skip), "exported": skip.exported, "artifact": getattr(skip, "artifact", None)}
+            return {"skipped": str(skip), "exported": skip.exported, "artifact": getattr(skip, "artifact", None),
+                    "model": getattr(skip, "model", None)}
         session = self.loaded.session
         warm_up(session.run, self.settings.plan)
         if self.case.mode == "latency":
@@ -180,9 +184,11 @@ class CaseWorker:
         if session.device_timer:
             session.device_timer.reset()
         loaded = self.loaded
+        # what ran and its output (after the warm-up) come now too, so that a sweep stopped
+        # before this process's end still reports them
         return {"block_n": self.block_n, "cold_start": loaded.cold_start(), "model": loaded.model_record(),
                 "artifact": loaded.artifact, "rss_before_load_mb": loaded.rss_before_mb,
-                "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset}
+                "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
 
     def block(self) -> dict:
         """One block: an untimed inference (the process has been idle while the others ran:

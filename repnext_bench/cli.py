@@ -115,10 +115,10 @@ def run(
     block: float = typer.Option(0.1, "--block", help="Seconds of inferences in one block: each round runs one "
                                 "block of every case."),
     min_rounds: int = typer.Option(8, "--min-rounds", help="Rounds at least."),
-    target_ci: str = typer.Option("2%", "--target-ci", help="Stop when every case's 95% CI of the median is within "
+    target_ci: str = typer.Option("5%", "--target-ci", help="Stop when every case's 95% CI of the median is within "
                                   "this much of it (half-width, percent)..."),
-    budget: float = typer.Option(60.0, "--budget", help="... or when the sweep has taken this many seconds (loads "
-                                 "included; two rounds at least)."),
+    budget: float = typer.Option(50.0, "--budget", help="... or before the sweep would take longer than this many "
+                                 "seconds (loads included; two rounds at least)."),
     restart_every: int = typer.Option(4, "--restart-every", help="Start every case's process afresh after this "
                                       "many rounds."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Weights for the one selected variant (random otherwise)."),
@@ -136,7 +136,8 @@ def run(
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="cuda and tensorrt backends: replay each inference as a CUDA graph."),
     coreml_format: str = typer.Option("mlprogram", "--coreml-format",
                                       help="coreml backend: mlprogram (iOS 16+), neuralnetwork (older devices), or both: mlprogram,neuralnetwork."),
-    case_timeout: float = typer.Option(600.0, "--case-timeout", help="Stop a case (and record it failed) after this many seconds."),
+    case_timeout: float = typer.Option(600.0, "--case-timeout", help="Stop a case (and record it failed) whose load or "
+                                       "any one block takes longer than this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and input."),
 ) -> None:
     """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""

@@ -145,6 +145,7 @@ def open_case(case: Case, settings: Settings, prepare: Callable | None = None) -
             session = (prepare or backend.prepare)(model, case, images, context)
         except CaseSkipped as skip:
             skip.artifact = context.artifact
+            skip.model = {"params": counts.params, "macs": counts.macs, "form": model.form}
             raise
         prepare_s = time.perf_counter() - start
         rss_loaded = current_rss_mb()

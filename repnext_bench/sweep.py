@@ -28,7 +28,7 @@ from .backends import availability, case_problem
 from .case_process import CaseDied, CaseProcess, process_context
 from .cases import Case
 from .lifecycle import Settings
-from .measure.rounds import ci_half_width, paired_ratio, summarize_rounds
+from .measure.rounds import paired_ratio, rounds_ci, summarize_rounds
 from .report.schema import write_report
 
 MAX_ROUNDS = 500
@@ -42,8 +42,8 @@ class RoundsPlan:
     block_s: float = 0.1  # seconds of inferences in one block (at least one inference)
     min_rounds: int = 8
     restart_every: int = 4  # rounds per process lifetime
-    target_ci: float = 0.02  # stop when every case's CI half-width is within 2% of its median
-    budget_s: float = 60.0  # ... or when the sweep (loads included) has taken this long, after 2 rounds at least
+    target_ci: float = 0.05  # stop when every case's CI half-width is within 5% of its median
+    budget_s: float = 50.0  # ... or before the sweep (loads included) would take longer; 2 rounds at least
     min_duration_s: float = 1.0  # per case: at least this much measured time in all
     min_iters: int = 10  # per case: at least this many inferences in all
     seed: int = 0
@@ -86,6 +86,8 @@ class CaseRun:
     completed: int = 0
     wall_s: float = 0.0
     concurrency: dict | None = None
+    seed: int = 0
+    _ci: tuple[int, tuple[float, float] | None] = (-1, None)  # (blocks it was computed on, CI)
 
     @property
     def active(self) -> bool:
@@ -111,8 +113,18 @@ class CaseRun:
     def fail(self, status: str, error: str, traceback: str | None = None) -> None:
         self.status, self.error, self.traceback = status, error, traceback
 
+    def ci(self) -> tuple[float, float] | None:
+        """The rounds-bootstrap 95% CI of the median, once per new block (None before two)."""
+        values = self.values
+        if self._ci[0] != len(values):
+            self._ci = (len(values), rounds_ci(values, seed=self.seed) if len(values) >= 2 else None)
+        return self._ci[1]
+
     def spread(self) -> float:
-        return ci_half_width(self.values)
+        """The CI's half-width relative to the median: what ``--target-ci`` is compared with."""
+        interval = self.ci()
+        median = float(np.median([v for block in self.values for v in block])) if self.values else 0.0
+        return (interval[1] - interval[0]) / 2 / median if interval and median > 0 else math.inf
 
     def converged(self, plan: RoundsPlan) -> bool:
         measured_s = sum(map(sum, self.blocks)) / 1e3 if self.case.mode == "latency" else self.wall_s
@@ -135,7 +147,7 @@ class CaseRun:
         finished = self.finished or {}
         loaded = self.loaded or {}
         result.update(
-            latency_ms=summarize_rounds(self.blocks, plan.seed) if samples else None,
+            latency_ms=summarize_rounds(self.blocks, plan.seed, self.ci()) if samples else None,
             device_latency_ms=summarize_rounds([self.device_ms]) if self.device_ms and samples else None,
             samples_ms=[round(s, 6) for s in samples], samples_round=round_of,
             throughput_ips=self.case.batch * self.completed / self.wall_s,
@@ -157,6 +169,8 @@ class CaseRun:
         )
         if self.case.mode != "latency":
             result["throughput_blocks_ips"] = self.throughputs
+        if self.status != "ok":  # what it finished stays for reading, but it is no result
+            result.update(latency_ms=None, device_latency_ms=None, throughput_ips=None)
         return result
 
 
@@ -211,7 +225,7 @@ class Sweep:
         self.runs: list[CaseRun] = []
         self.orders: list[list[str]] = []
         self.started = time.monotonic()
-        self.stopped = ""
+        self.stops: list[str] = []  # why each batch's rounds ended
 
     def save(self) -> None:
         speedups = fused_speedups(self.runs)
@@ -229,8 +243,11 @@ class Sweep:
                 record["fused_speedup"] = speedups[case]
             results.append(record)
         self.report["results"] = results
+        reasons = set(self.stops)
+        stopped = ("interrupted" if "interrupted" in reasons else "budget" if "budget" in reasons
+                   else "max rounds" if "max rounds" in reasons else "converged" if reasons else "")
         self.report["sweep"].update(finished=len(results), rounds=len(self.orders), orders=self.orders,
-                                    stopped=self.stopped, wall_s=time.monotonic() - self.started,
+                                    stopped=stopped, batches=len(self.stops), wall_s=time.monotonic() - self.started,
                                     not_converged=[r.case.label for r in self.runs if r.active and
                                                    (r.blocks or r.throughputs) and not r.converged(self.plan)])
         if self.path:
@@ -247,15 +264,15 @@ class Sweep:
             if record:
                 self.prechecked[case] = record
             else:
-                self.runs.append(CaseRun(case))
+                self.runs.append(CaseRun(case, seed=self.plan.seed))
         self.save()
-        process_context(sorted({run.case.backend for run in self.runs}))
+        process_context()
         try:
             for batch, share in self._batches():
                 self._measure(batch, self.plan.budget_s * share)
         except KeyboardInterrupt:
             self.report["sweep"]["interrupted"] = True
-            self.stopped = "interrupted"
+            self.stops.append("interrupted")
             raise
         finally:
             for run in self.runs:
@@ -281,40 +298,60 @@ class Sweep:
         return [(batch, sum(map(len, batch)) / total) for batch in batches if batch]
 
     def _measure(self, groups: list[list[CaseRun]], budget_s: float) -> None:
+        """Rounds over ``groups`` until they converge, or before the next round would overrun
+        ``budget_s``; never fewer than two rounds, nor fewer than two process lifetimes."""
         runs = [run for group in groups for run in group]
-        start, rounds, lifetime = time.monotonic(), 0, -1
-        while any(run.active for run in runs) and rounds < MAX_ROUNDS:
-            if rounds % self.plan.restart_every == 0:
-                lifetime += 1
+        start, rounds, lifetime, stopped = time.monotonic(), 0, -1, ""
+        restart_s = round_s = 0.0  # what the last restart and the last round took
+        restart_now = False
+        while any(run.active for run in runs):
+            if rounds % self.plan.restart_every == 0 or restart_now:
+                lifetime, restart_now = lifetime + 1, False
+                began = time.monotonic()
                 self._start_lifetime(runs, lifetime)
-            order = self._order(groups)
-            self.orders.append([run.case.label for run in order])
-            for run in order:
-                if run.active:
-                    time.sleep(PAUSE_S)  # the last case's threads stop spinning before this one starts
-                    try:
-                        reply = run.process.ask("block")
-                    except CaseDied as died:
-                        run.fail("failed", str(died))
-                        continue
-                    if "error" in reply:
-                        run.fail("failed", reply["error"], reply.get("traceback"))
-                    else:
-                        run.add_block(reply, len(self.orders) - 1, lifetime)
+                restart_s = time.monotonic() - began
+            began = time.monotonic()
+            self._round(groups, lifetime)
             rounds += 1
+            round_s = time.monotonic() - began
             active = [run for run in runs if run.active]
             elapsed = time.monotonic() - start
-            converged = all(run.converged(self.plan) for run in active)
-            if rounds >= self.plan.min_rounds and converged:
-                self.stopped = "converged"
-            elif elapsed >= budget_s and rounds >= MIN_ROUNDS_IN_BUDGET:
-                self.stopped = "budget"
+            # the next round, and the restart before it when one is due, must fit in the budget
+            upcoming = round_s + (restart_s if rounds % self.plan.restart_every == 0 else 0.0)
+            if rounds >= self.plan.min_rounds and all(run.converged(self.plan) for run in active):
+                stopped = "converged"
+            elif elapsed + upcoming > budget_s and rounds >= MIN_ROUNDS_IN_BUDGET:
+                if lifetime == 0 and self.plan.restart_every < self.plan.min_rounds:
+                    restart_now = True  # every block so far came from one process per case: one more lifetime
+                else:
+                    stopped = "budget"
+            elif rounds >= MAX_ROUNDS:
+                stopped = "max rounds"
             self.on_event("round", rounds=len(self.orders), elapsed=elapsed, budget=budget_s,
                           widest=max(active, key=CaseRun.spread, default=None))
-            if self.stopped:
+            if stopped:
                 break
             self.save()
+        self.stops.append(stopped or "converged")
         self._end_lifetime(runs)
+
+    def _round(self, groups: list[list[CaseRun]], lifetime: int) -> None:
+        """One block of every active case, in this round's shuffled order."""
+        order = self._order(groups)
+        self.orders.append([run.case.label for run in order])
+        for run in order:
+            if not run.active:
+                continue
+            time.sleep(PAUSE_S)  # the last case's threads stop spinning before this one starts
+            try:
+                reply = run.process.ask("block")
+            except CaseDied as died:
+                run.fail("failed", str(died))
+                continue
+            if "error" in reply:
+                run.fail("failed", reply["error"], reply.get("traceback"))
+            else:
+                run.add_block(reply, len(self.orders) - 1, lifetime)
 
     def _order(self, groups: list[list[CaseRun]]) -> list[CaseRun]:
         order = []
@@ -347,15 +384,19 @@ class Sweep:
             return
         if "skipped" in reply:
             run.fail("skipped", reply["skipped"])
+            run.loaded = {"model": reply.get("model")}
             if reply.get("exported") and reply.get("artifact"):
                 artifact = reply["artifact"]
-                run.loaded = {"artifact": artifact, "cold_start": {"export_s": artifact.get("export_s"),
-                                                                   "export_cache_hit": artifact.get("cache_hit")}}
+                run.loaded.update(artifact=artifact, cold_start={"export_s": artifact.get("export_s"),
+                                                                 "export_cache_hit": artifact.get("cache_hit")})
         elif "error" in reply:
             run.fail("failed", reply["error"], reply.get("traceback"))
-        elif lifetime == 0 or run.loaded is None:
-            run.loaded = reply
-            self.on_event("loaded", case=run.case, load=reply)
+        else:
+            run.finished = reply  # what ran and its output, until the lifetime's end says again
+            run.peak_rss_mb = max(run.peak_rss_mb, reply["peak_rss_mb"])
+            if lifetime == 0 or run.loaded is None:
+                run.loaded = reply
+                self.on_event("loaded", case=run.case, load=reply)
         if not run.active:
             self.on_event("problem", record=run.record(self.plan))
 
@@ -371,7 +412,7 @@ class Sweep:
                     run.fail("failed", str(died))
                 else:
                     if "error" in reply:
-                        run.fail("failed", reply["error"])
+                        run.fail("failed", reply["error"], reply.get("traceback"))
                     else:
                         run.finished = reply
                         run.peak_rss_mb = max(run.peak_rss_mb, reply["peak_rss_mb"])
@@ -398,7 +439,7 @@ def run_sweep(cases: list[Case], settings: Settings, plan: RoundsPlan, time_limi
 
 # two rounds of one inference: for what a case outputs (verify), not how fast it is
 CHECK_ONLY = RoundsPlan(block_s=1e-6, min_rounds=1, restart_every=MAX_ROUNDS, target_ci=1e9, budget_s=1e-6,
-                        min_duration_s=0, min_iters=1)
+                        min_duration_s=0, min_iters=1, max_live=1)
 
 
 def run_cases(cases: list[Case], settings: Settings, time_limit_s: float, plan: RoundsPlan | None = None,

@@ -1,6 +1,7 @@
 """A case whose process crashes, hangs or runs out of memory costs that case, not the sweep;
 Ctrl-C keeps every finished block in a valid report."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -61,19 +62,21 @@ def test_an_exception_in_a_case_is_its_error(monkeypatch, tmp_path):
 
 
 def test_ctrl_c_keeps_the_finished_blocks(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group: the sweep, its fork server and
+    every case's process."""
     path = tmp_path / "interrupted.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "repnext_bench", "run", "--variants", "m0,m1", "--backend", "torch", "--resolution",
-         "64", "--block", "0.02", "--budget", "120", "--target-ci", "0.01", "--output", str(path),
-         "--cache-dir", str(tmp_path / "cache")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "64", "--block", "0.02", "--budget", "120", "--target-ci", "0.01", "--restart-every", "100",
+         "--output", str(path), "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until two rounds are in the report
         if path.exists() and json.loads(path.read_text())["sweep"].get("rounds", 0) >= 2:
             break
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     report = read_report(path)
@@ -82,4 +85,5 @@ def test_ctrl_c_keeps_the_finished_blocks(tmp_path):
     for result in report["results"]:
         assert result["status"] == "ok" and result["rounds"]["blocks"] >= 2
         assert len(result["samples_ms"]) == len(result["samples_round"]) == result["latency_ms"]["n"]
+        assert result["parity"]["rel_l2"] < 1e-5 and result["precision_effective"] == "fp32"  # known from the load
     assert "interrupted" in err and "Traceback" not in err

@@ -69,14 +69,56 @@ def test_fused_results_carry_a_paired_speedup(swept):
 
 
 def test_the_budget_stops_a_sweep_that_does_not_converge(tmp_path):
-    plan = RoundsPlan(block_s=0.01, min_rounds=50, target_ci=1e-6, budget_s=0.5, min_duration_s=0, min_iters=1)
+    """Even a budget too small for one round gives two rounds, from two process lifetimes."""
+    plan = RoundsPlan(block_s=0.01, min_rounds=50, restart_every=4, target_ci=1e-6, budget_s=0.5, min_duration_s=0,
+                      min_iters=1)
     report = {"results": []}
     run_sweep(torch_cases(["M0"], ["fused"]), Settings(SETTINGS, cache_dir=str(tmp_path)), plan, 120, report)
     sweep = report["sweep"]
-    assert sweep["stopped"] == "budget" and 1 <= sweep["rounds"] < 50
+    assert sweep["stopped"] == "budget" and 2 <= sweep["rounds"] < 50
+    assert report["results"][0]["rounds"]["lifetimes"] == 2
     assert sweep["not_converged"] == [report["results"][0]["case"]["variant"] + " fused torch/cpu fp32 b1 64px t1 "
                                                                                "latency"]
     assert report["results"][0]["rounds"]["converged"] is False
+
+
+def test_cases_beyond_the_memory_limit_run_in_batches_of_whole_groups(tmp_path):
+    """Two live cases at most: M0's forms, then M1's, each batch with its own rounds."""
+    plan = RoundsPlan(block_s=0.01, min_rounds=3, restart_every=100, target_ci=10.0, budget_s=60, min_duration_s=0,
+                      min_iters=1, max_live=2)
+    report = {"results": []}
+    run_sweep(torch_cases(["M0", "M1"]), Settings(SETTINGS, cache_dir=str(tmp_path)), plan, 120, report)
+    assert report["sweep"]["batches"] == 2 and report["sweep"]["stopped"] == "converged"
+    assert [order[0].split()[0] for order in report["sweep"]["orders"]] == ["M0"] * 3 + ["M1"] * 3
+    for result in report["results"]:
+        assert result["rounds"]["blocks"] == 3
+    assert all(r["fused_speedup"]["n"] == 3 for r in report["results"] if r["case"]["form"] == "fused")
+
+
+def test_a_case_that_fails_after_some_blocks_is_no_result():
+    (case,) = torch_cases(["M0"], ["fused"])
+    run = CaseRun(case)
+    run.add_block({"samples_ms": [1.0, 1.1], "completed": 2, "wall_s": 0.0021}, 0, 0)
+    run.fail("failed", "the case's process crashed with a segmentation fault (SIGSEGV)")
+    record = run.record(RoundsPlan())
+    assert record["status"] == "failed" and record["latency_ms"] is None and record["throughput_ips"] is None
+    assert record["samples_ms"] == [1.0, 1.1] and record["rounds"]["blocks"] == 1  # kept for reading
+
+
+def test_unpaired_ratio_knows_rounds_differ():
+    """Samples of two sweeps whose rounds drift: resampling rounds gives the honest, wider CI."""
+    from repnext_bench.measure.rounds import unpaired_ratio
+
+    rng = np.random.default_rng(2)
+    offsets_a, offsets_b = rng.normal(0, 0.05, 6), rng.normal(0, 0.05, 6)
+    a = [10 * (1 + offsets_a[r]) + rng.normal(0, 0.02) for r in range(6) for _ in range(20)]
+    b = [8 * (1 + offsets_b[r]) + rng.normal(0, 0.02) for r in range(6) for _ in range(20)]
+    rounds = [r for r in range(6) for _ in range(20)]
+    with_rounds, without = unpaired_ratio(a, b, rounds, rounds), unpaired_ratio(a, b)
+    assert with_rounds["ratio"] == without["ratio"] == pytest.approx(float(np.median(a) / np.median(b)))
+    width = lambda r: r["ci95"][1] - r["ci95"][0]  # noqa: E731
+    assert width(with_rounds) > 2 * width(without)
+    assert "rounds then samples" in with_rounds["method"] and unpaired_ratio([1.0], [1.0, 2.0]) is None
 
 
 def test_case_processes_come_with_torch_imported(tmp_path):

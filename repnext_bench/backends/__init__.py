@@ -88,7 +88,7 @@ class Session(ABC):
         return len(samples), wall, {"streams": 1, "requests": 1}
 
     def close(self) -> None:
-        """Release the runtime's resources."""
+        """Release the runtime's resources; closing twice must be harmless."""
 
 
 class Backend(ABC):

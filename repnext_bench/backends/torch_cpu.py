@@ -61,8 +61,10 @@ class TorchSession(Session):
             "versions": {"torch": torch.__version__},
         }
 
-    def close(self) -> None:
-        self._mode.__exit__(None, None, None)
+    def close(self) -> None:  # a second call does nothing
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
 
 
 class TorchBackend(Backend):

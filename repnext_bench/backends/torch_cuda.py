@@ -139,8 +139,9 @@ class CudaSession(GpuSession):
             "gpu_memory": gpu_memory(torch),
         }
 
-    def close(self) -> None:
-        for context in reversed(self._contexts):
+    def close(self) -> None:  # a second call does nothing
+        contexts, self._contexts = self._contexts, []
+        for context in reversed(contexts):
             context.__exit__(None, None, None)
 
 

@@ -76,6 +76,7 @@ class Arm:
         case, settings = Case.from_dict(request["case"]), Settings.from_dict(request["settings"])
         pinned = _pin(case.threads)
         self.resources.close()  # a second load replaces the first
+        self.session = None
         self.session = self.resources.enter_context(open_case(case, settings)).session
         warm_up(self.session.run, settings.plan)
         self.slowdown = float(request.get("slowdown") or 0.0)

@@ -63,7 +63,8 @@ def _row(machine: str, report_name: str, result: dict) -> dict:
         "asked": case["precision"], "precision": result.get("precision_effective") or case["precision"],
         "batch": case["batch"], "resolution": case["resolution"], "threads": case["threads"], "mode": case["mode"],
         "options": options, "p50_ms": latency.get("p50"), "p50_ci": latency.get("ci95_median"),
-        "samples_ms": result.get("samples_ms") or [], "paired_speedup": result.get("fused_speedup"),
+        "samples_ms": result.get("samples_ms") or [], "samples_round": result.get("samples_round"),
+        "paired_speedup": result.get("fused_speedup"),
         "throughput_ips": result.get("throughput_ips"),
         "peak_rss_mb": (result.get("memory") or {}).get("peak_rss_mb"),
         "rel_l2": (result.get("parity") or {}).get("rel_l2"),
@@ -106,7 +107,7 @@ def _fused_speedup(fused: dict, train: dict) -> dict | None:
     the same settings (the report holds that estimate), else from the two sets of samples."""
     if fused.get("paired_speedup") and _same_settings(fused, train):
         return fused["paired_speedup"]
-    return unpaired_ratio(train["samples_ms"], fused["samples_ms"])
+    return unpaired_ratio(train["samples_ms"], fused["samples_ms"], train["samples_round"], fused["samples_round"])
 
 
 def _variant_order() -> dict[str, int]:
@@ -161,6 +162,7 @@ def ship(rows: list[dict]) -> list[dict]:
         same_threads = [r for r in baselines if r["threads"] == answer["threads"]] or baselines
         base = min(same_threads, key=lambda r: r["p50_ms"]) if same_threads else None
         answer["baseline_ms"] = base["p50_ms"] if base else None
-        answer["speedup_over_baseline"] = unpaired_ratio(base["samples_ms"], answer["samples_ms"]) if base else None
+        answer["speedup_over_baseline"] = (unpaired_ratio(base["samples_ms"], answer["samples_ms"], base["samples_round"],
+                                                          answer["samples_round"]) if base else None)
     order = _variant_order()
     return sorted(answers.values(), key=lambda r: (order.get(r["variant"], 99), r["machine"], r["resolution"]))

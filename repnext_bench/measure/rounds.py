@@ -28,31 +28,23 @@ def rounds_ci(blocks: Sequence[Sequence[float]], resamples: int = RESAMPLES, see
     return float(low), float(high)
 
 
-def summarize_rounds(blocks: Sequence[Sequence[float]], seed: int = 0) -> dict:
+def summarize_rounds(blocks: Sequence[Sequence[float]], seed: int = 0,
+                     ci: tuple[float, float] | None = None) -> dict:
     """The usual statistics over every sample, the median of each round, and (with two or more
-    rounds) the CI of the median from the rounds bootstrap in place of the order-statistics one."""
+    rounds) the CI of the median from the rounds bootstrap (``ci`` when already computed, with
+    the same seed) in place of the order-statistics one."""
     samples = [s for block in blocks for s in block]
     stats = summarize(samples)
     stats["round_medians"] = [float(np.median(b)) for b in blocks if len(b)]
     stats["rounds"] = len(stats["round_medians"])
     if stats["rounds"] >= 2:
-        stats["ci95_median"] = list(rounds_ci(blocks, seed=seed))
+        stats["ci95_median"] = list(ci or rounds_ci(blocks, seed=seed))
         stats["ci95_method"] = f"bootstrap: rounds, then samples within them ({RESAMPLES} resamples)"
     else:
         stats["ci95_method"] = "order statistics of the median (one round)"
     low, high = stats["ci95_median"]
     stats["ci95_half_width"] = (high - low) / 2 / stats["p50"] if stats["p50"] > 0 else math.inf
     return stats
-
-
-def ci_half_width(blocks: Sequence[Sequence[float]], resamples: int = 500, seed: int = 0) -> float:
-    """The rounds-bootstrap CI's half-width relative to the median (inf with fewer than two rounds):
-    what the sweep compares with ``--target-ci`` after each round."""
-    if sum(1 for b in blocks if len(b)) < 2:
-        return math.inf
-    low, high = rounds_ci(blocks, resamples, seed)
-    median = float(np.median([s for b in blocks for s in b]))
-    return (high - low) / 2 / median if median > 0 else math.inf
 
 
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float], groups: Sequence[int] | None = None,
@@ -70,16 +62,32 @@ def paired_ratio(numerator: Sequence[float], denominator: Sequence[float], group
             "clear": not low <= 1.0 <= high}
 
 
-def unpaired_ratio(numerator: Sequence[float], denominator: Sequence[float], seed: int = 0) -> dict | None:
-    """median(numerator) / median(denominator) of two independent sets of samples (from
-    different sweeps or machines), with a bootstrap 95% CI; None with fewer than two of either."""
-    from ..gate.stats import unpaired_change
+def _clusters(samples: Sequence[float], rounds: Sequence[int] | None) -> list[np.ndarray]:
+    if not rounds or len(rounds) != len(samples):
+        return [np.asarray(samples, dtype=float)]
+    by_round: dict[int, list[float]] = {}
+    for value, index in zip(samples, rounds):
+        by_round.setdefault(index, []).append(value)
+    return [np.asarray(values, dtype=float) for values in by_round.values()]
 
+
+def unpaired_ratio(numerator: Sequence[float], denominator: Sequence[float], numerator_rounds: Sequence[int] | None = None,
+                   denominator_rounds: Sequence[int] | None = None, seed: int = 0) -> dict | None:
+    """median(numerator) / median(denominator) of two sets of samples not taken side by side
+    (different sweeps or machines), with a bootstrap 95% CI in which each side resamples its
+    rounds, then the samples within them (each sample alone when its rounds are not known);
+    None with fewer than two samples on either side."""
     if len(numerator) < 2 or len(denominator) < 2:
         return None
-    estimate = unpaired_change(list(denominator), list(numerator), seed=seed)
-    low, high = 1 + estimate.ci_low, 1 + estimate.ci_high
-    return {"ratio": 1 + estimate.change, "ci95": [low, high], "n": estimate.n, "method": estimate.method,
+    rng = np.random.default_rng(seed)
+    tops = cluster_bootstrap_medians(_clusters(numerator, numerator_rounds), RESAMPLES, rng)
+    bottoms = cluster_bootstrap_medians(_clusters(denominator, denominator_rounds), RESAMPLES, rng)
+    low, high = np.percentile(tops / bottoms, [2.5, 97.5])
+    rounds_known = bool(numerator_rounds and denominator_rounds)
+    return {"ratio": float(np.median(numerator) / np.median(denominator)), "ci95": [float(low), float(high)],
+            "n": min(len(numerator), len(denominator)),
+            "method": f"ratio of medians, bootstrap 95% CI ({RESAMPLES} resamples"
+                      + (", rounds then samples on each side)" if rounds_known else ", samples on each side)"),
             "clear": not low <= 1.0 <= high}
 
 

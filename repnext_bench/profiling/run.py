@@ -33,6 +33,7 @@ def profile_case(case: Case, settings: Settings, iterations: int = 20) -> dict:
             warm_up(session.run, settings.plan)
             samples, _ = measure(session.run, settings.plan)
             output_parity = parity(session.output(), loaded.expected)
+            session.close()  # the profiled pass prepares its own session: one at a time
             collector = importlib.import_module(COLLECTORS[case.backend])
             data = collector.collect(model, case, loaded.images, loaded.context, iterations)
     except CaseSkipped as skip:

@@ -1,10 +1,10 @@
 """How much the harness adds: ``repnext-bench run`` against the runtimes' own tools.
 
-    python -m repnext_bench.crosscheck [--variant m0] [--form fused] [--resolution 224] [--rounds 3] [--seconds 5]
+    python -m repnext_bench.crosscheck [--variant m0] [--form fused] [--resolution 224] [--rounds 4] [--seconds 5]
 
-- OpenVINO, latency: the median latency of ``run`` (LATENCY hint, one request) against the
-  median that ``benchmark_app -hint latency`` reports for the same ONNX file, static shape,
-  precision (f32) and threads. Within 3% passes.
+- OpenVINO, latency: the p50 of a default-length ``run`` of the case (interleaved rounds,
+  LATENCY hint, one request) against the median that ``benchmark_app -hint latency`` reports
+  for the same ONNX file, static shape, precision (f32) and threads. Within 5% passes.
 - OpenVINO, throughput at batch 1: images/s of ``run --mode throughput`` against
   ``benchmark_app -hint throughput``. Within 5% passes.
 - ONNX Runtime: our timing loop run on a session with ORT's profiler on; each timed call
@@ -34,7 +34,8 @@ from .measure.timing import TimingPlan, measure, warm_up
 from .lifecycle import Settings
 from .sweep import RoundsPlan, run_cases
 
-LATENCY_TOLERANCE = 0.03
+LATENCY_TOLERANCE = 0.03  # ONNX Runtime: the same inferences, timed by us and by its profiler
+OPENVINO_LATENCY_TOLERANCE = 0.05  # a default-length run against benchmark_app's run of --seconds
 THROUGHPUT_TOLERANCE = 0.05
 
 
@@ -94,7 +95,8 @@ def openvino_checks(base: Case, rounds: int, seconds: float, cache_dir: str) -> 
     ours_tp, theirs_tp = _alternate(rounds, lambda: _ours(throughput_case, cache_dir)["throughput_ips"],
                                     lambda: _benchmark_app(model, throughput_case, seconds)["throughput_fps"])
     return [
-        _check("openvino latency p50 (ms)", latency_case, ours, theirs, "benchmark_app -hint latency", LATENCY_TOLERANCE),
+        _check("openvino latency p50 (ms)", latency_case, ours, theirs, "benchmark_app -hint latency",
+               OPENVINO_LATENCY_TOLERANCE),
         _check("openvino throughput (img/s)", throughput_case, ours_tp, theirs_tp, "benchmark_app -hint throughput",
                THROUGHPUT_TOLERANCE),
     ]
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--form", default="fused", choices=["train", "official", "fused"])
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--json", dest="json_path", default=None, help="also write the checks to this file")

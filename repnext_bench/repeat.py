@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .cases import Case
-from .measure.rounds import ratio_text
+from .report.results import ratio_text
 
 P50_TOLERANCE = 0.10
 SPEEDUP_TOLERANCE = 0.05

@@ -123,3 +123,14 @@ def test_bad_inputs_are_one_line(reports, capsys, tmp_path):
         assert main(["report", *args, "--out", str(tmp_path / "x.html")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_fused_speedup_compares_the_forms_and_nothing_else(reports):
+    """A fused row in bf16 has no speedup over a train-time row in fp32: no twin, no ratio."""
+    from repnext_bench.hardware.merge import best_latency
+
+    rows = merge([("a.json", read_report(reports / "a.json"))])["rows"]
+    for row in rows:
+        if row["form"] == "fused":
+            row["asked"] = "bf16"
+    assert all(r["fused_speedup"] is None for r in best_latency(rows) if r["form"] == "fused")

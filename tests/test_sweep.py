@@ -9,7 +9,8 @@ import pytest
 from repnext_bench.case_process import CaseProcess
 from repnext_bench.cases import Case, expand
 from repnext_bench.lifecycle import Settings
-from repnext_bench.measure.rounds import NO_CLEAR_DIFFERENCE, paired_ratio, ratio_text, summarize_rounds
+from repnext_bench.measure.rounds import paired_ratio, summarize_rounds
+from repnext_bench.report.results import NO_CLEAR_DIFFERENCE, ratio_text
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.sweep import CaseRun, RoundsPlan, Sweep, fused_speedups, run_sweep
 

@@ -90,16 +90,26 @@ def best_latency(rows: list[dict]) -> list[dict]:
         if key in best and row["status"] == "ok" and row["throughput_ips"]:
             best[key]["best_throughput_ips"] = max(best[key].get("best_throughput_ips") or 0, row["throughput_ips"])
     for row in best.values():
-        train = best.get((row["machine"], row["backend"], row["variant"], "train", row["resolution"]))
-        row["fused_speedup"] = _fused_speedup(row, train) if row["form"] == "fused" and train else None
+        train = _train_twin(row, rows) if row["form"] == "fused" else None
+        row["fused_speedup"] = _fused_speedup(row, train) if train else None
         row["iphone12_ms"] = get_variant(row["variant"]).paper.iphone12_latency_ms
     order = _variant_order()
     return sorted(best.values(), key=lambda r: (order.get(r["variant"], 99), r["form"] != "train", r["resolution"],
                                                 r["machine"], r["backend"]))
 
 
+_SETTINGS = ("machine", "backend", "variant", "resolution", "device", "asked", "batch", "threads", "mode", "options")
+
+
 def _same_settings(a: dict, b: dict) -> bool:
-    return all(a[k] == b[k] for k in ("report", "device", "asked", "batch", "threads", "mode", "options"))
+    return a["report"] == b["report"] and all(a[k] == b[k] for k in _SETTINGS)
+
+
+def _train_twin(fused: dict, rows: list[dict]) -> dict | None:
+    """The train-time case with every setting of ``fused`` (precision asked, threads, options...):
+    the speedup of fusion compares the two forms and nothing else. The same report first."""
+    twins = [r for r in _ok_latency(rows) if r["form"] == "train" and all(r[k] == fused[k] for k in _SETTINGS)]
+    return next((r for r in twins if r["report"] == fused["report"]), twins[0] if twins else None)
 
 
 def _fused_speedup(fused: dict, train: dict) -> dict | None:

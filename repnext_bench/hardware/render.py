@@ -8,7 +8,7 @@ import html
 import io
 from pathlib import Path
 
-from ..measure.rounds import ratio_text
+from ..report.results import ratio_text
 from .merge import best_latency, coverage, ship
 from .plots import PLOTS
 

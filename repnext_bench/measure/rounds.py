@@ -16,7 +16,6 @@ import numpy as np
 from .stats import cluster_bootstrap_medians, summarize
 
 RESAMPLES = 2000
-NO_CLEAR_DIFFERENCE = "no clear difference"
 
 
 def rounds_ci(blocks: Sequence[Sequence[float]], resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
@@ -89,13 +88,3 @@ def unpaired_ratio(numerator: Sequence[float], denominator: Sequence[float], num
             "method": f"ratio of medians, bootstrap 95% CI ({RESAMPLES} resamples"
                       + (", rounds then samples on each side)" if rounds_known else ", samples on each side)"),
             "clear": not low <= 1.0 <= high}
-
-
-def ratio_text(ratio: dict | None) -> str:
-    """``1.21x (1.17-1.25)``, or the words when the CI includes 1.0."""
-    if not ratio:
-        return ""
-    if not ratio["clear"]:
-        return NO_CLEAR_DIFFERENCE
-    low, high = ratio["ci95"]
-    return f"{ratio['ratio']:.2f}x ({low:.2f}-{high:.2f})"

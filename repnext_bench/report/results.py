@@ -6,10 +6,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..cases import Case
-from ..measure.rounds import NO_CLEAR_DIFFERENCE, ratio_text
 
+NO_CLEAR_DIFFERENCE = "no clear difference"  # what a ratio whose 95% CI includes 1.0 says instead of a number
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unavailable": "dim"}
 _VARYING = ("resolution", "threads", "mode")  # shown only when they vary within the sweep
+
+
+def ratio_text(ratio: dict | None) -> str:
+    """``1.21x (1.17-1.25)``, or the words when the CI includes 1.0."""
+    if not ratio:
+        return ""
+    if not ratio["clear"]:
+        return NO_CLEAR_DIFFERENCE
+    low, high = ratio["ci95"]
+    return f"{ratio['ratio']:.2f}x ({low:.2f}-{high:.2f})"
 
 
 def format_ms(value: float | None) -> str:

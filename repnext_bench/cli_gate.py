@@ -201,6 +201,8 @@ def compare(
                                 "its whole 95% CI are above it."),
     markdown_path: Path | None = typer.Option(None, "--markdown", help="Also write the verdicts as Markdown (CI job summary)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON instead of the table."),
+    cross_machine: bool = typer.Option(False, "--cross-machine", help="Give verdicts even when the reports come from "
+                                       "different machines or runtime versions (by default: inconclusive, exit 3)."),
 ) -> None:
     """Compare two stored reports case by case, from their raw samples."""
     from .gate.compare import compare_reports, exit_code
@@ -215,7 +217,11 @@ def compare(
         raise UsageProblem(str(exc)) from None
     if markdown_path:
         check_writable(markdown_path, "--markdown")
-    result = compare_reports(*reports, threshold=threshold)
+    result = compare_reports(*reports, threshold=threshold, cross_machine=cross_machine)
+    if result["machine_differences"] and not as_json:
+        verb = "compared anyway (--cross-machine)" if cross_machine else "no verdict on timing (--cross-machine to compare)"
+        err_console.print(f"[yellow]different machines or runtimes[/]: {escape('; '.join(result['machine_differences']))}"
+                          f" - {verb}", highlight=False)
     notes = [f"environment differs: {line}" for line in result["environment_differences"]]
     notes += [f"only in the baseline: {label}" for label in result["only_in_baseline"]]
     notes += [f"only in the candidate: {label}" for label in result["only_in_candidate"]]

@@ -55,7 +55,7 @@ def test_a_real_regression_and_unmatched_cases(reports, capsys, tmp_path):
     slower["results"] = [m0]  # M1 only in the baseline
     slower["environment"]["libraries"]["onnxruntime"] = "0.0.1"
     write_report(slower, tmp_path / "slower.json")
-    code, result = compare(capsys, tmp_path / "base.json", tmp_path / "slower.json")
+    code, result = compare(capsys, tmp_path / "base.json", tmp_path / "slower.json", "--cross-machine")
     assert code == 1
     assert [(r["case"].split()[0], r["verdict"]) for r in result["rows"]] == [("M0", "fail")]
     assert result["rows"][0]["estimate"]["change"] == pytest.approx(0.5, abs=0.15)
@@ -65,9 +65,11 @@ def test_a_real_regression_and_unmatched_cases(reports, capsys, tmp_path):
 
 def test_threshold_option(reports, capsys, tmp_path):
     _, (shared, _) = reports
-    base = copy.deepcopy(shared)  # the fused models on onnxruntime: the least noisy cases of the sweep
+    base = copy.deepcopy(shared)
     base["results"] = [r for r in base["results"] if r["case"]["form"] == "fused"
                        and r["case"]["backend"] == "onnxruntime"]
+    for result in base["results"]:  # steady samples: the threshold is under test here, not this machine's noise
+        result["samples_ms"] = [10 + 0.01 * i for i in range(30)]
     write_report(base, tmp_path / "base.json")
     slower = copy.deepcopy(base)
     for result in slower["results"]:
@@ -89,3 +91,24 @@ def test_bad_reports_are_one_line(reports, capsys, tmp_path):
         assert main(["compare", str(folder / "a.json"), str(tmp_path / bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_reports_from_different_machines_get_no_timing_verdict(reports, capsys, tmp_path):
+    """Same brand string, other ISA features (AVX2 only): compare says so at the top, withholds
+    its verdicts (exit 3) and records the differences; --cross-machine compares all the same."""
+    folder, (base, _) = reports
+    other = copy.deepcopy(base)
+    other["environment"]["cpu"]["features"] = ["avx2", "fma"]
+    other["environment"]["libraries"]["openvino"] = "2024.0.0"
+    write_report(other, tmp_path / "other.json")
+    code = main(["compare", str(folder / "a.json"), str(tmp_path / "other.json")])
+    err = capsys.readouterr().err
+    assert code == 3 and "different machines or runtimes" in err and "ISA:" in err and "openvino:" in err
+    code, result = compare(capsys, folder / "a.json", tmp_path / "other.json")
+    assert code == 3 and {row["verdict"] for row in result["rows"]} == {"inconclusive"}
+    assert any(d.startswith("ISA: ") and d.endswith("-> avx2, fma") for d in result["machine_differences"])
+    assert "--cross-machine" in result["verdict_withheld"] and all("no verdict" in r["why"] for r in result["rows"])
+    code, crossed = compare(capsys, folder / "a.json", tmp_path / "other.json", "--cross-machine")
+    assert crossed["cross_machine"] is True and crossed["verdict_withheld"] is None
+    assert code in (0, 1, 3) and crossed["machine_differences"] == result["machine_differences"]
+    assert crossed["rows"] and not any("no verdict" in r["why"] for r in crossed["rows"])

@@ -20,7 +20,7 @@ def reports(real_runs, tmp_path_factory):
     for name in ("a.json", "b.json"):
         (folder / name).write_text((runs / name).read_text())
     other = read_report(folder / "b.json")
-    other["environment"]["cpu"]["model"] = "Test CPU 9000"
+    other["environment"]["cpu"].update(model="Test CPU 9000", features=["avx2", "fma"], usable_cores=2)
     other["environment"]["hostname"] = "other-box"
     write_report(other, folder / "other.json")
     return folder
@@ -30,7 +30,7 @@ def test_merge_lines_up_cases_and_shows_gaps(reports):
     loaded = [(name, read_report(reports / name)) for name in ("a.json", "b.json", "other.json")]
     merged = merge(loaded)
     assert len(merged["machines"]) == 2  # a and b come from this machine
-    assert "Test CPU 9000" in merged["machines"]
+    assert "Test CPU 9000 (AVX2, 2 cores)" in merged["machines"]  # the features set below, not the brand alone
     assert len(merged["rows"]) == 8 + 4 + 4
     from repnext_bench.hardware.merge import coverage
     lines, columns, cells = coverage(merged["rows"])

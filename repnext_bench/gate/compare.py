@@ -32,9 +32,22 @@ def environment_differences(base: dict, new: dict) -> list[str]:
     return lines
 
 
-def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 0) -> dict:
-    """Match cases, estimate each change with its CI, give each a verdict."""
+def machine_differences(base: dict, new: dict) -> list[str]:
+    """What makes two reports' timings incomparable: the machine's identity fields and the
+    runtime versions that differ, one line each."""
+    from ..hardware.identity import differences, identity, runtime_differences
+
+    return differences(identity(base), identity(new)) + runtime_differences(base, new)
+
+
+def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 0, cross_machine: bool = False) -> dict:
+    """Match cases, estimate each change with its CI, give each a verdict; none on timing (each
+    row inconclusive, with the reason) when the machines or runtimes differ, unless
+    ``cross_machine`` asks for the comparison all the same."""
     thresholds = Thresholds(fail_above=threshold, ci_above=threshold, pass_below=threshold)
+    differ = machine_differences(base["environment"], new["environment"])
+    withheld = ("the reports come from different machines or runtimes (" + "; ".join(differ)
+                + "); --cross-machine compares them anyway") if differ and not cross_machine else ""
     base_cases = {Case.from_dict(r["case"]): r for r in base["results"]}
     new_cases = {Case.from_dict(r["case"]): r for r in new["results"]}
     rows, skipped = [], []
@@ -52,6 +65,8 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
             continue
         estimate = unpaired_change(*samples, seed=seed)
         outcome, why = verdict(estimate, thresholds)
+        if withheld:
+            outcome, why = "inconclusive", f"{why}; no verdict: {withheld}"
         if outcome in ("fail", "improved") and estimate.p_value >= P_VALUE:
             outcome, why = "inconclusive", f"{why}; but the rank test does not tell them apart (p={estimate.p_value:.2f})"
         rows.append({"case": key.label, "case_dict": key.to_dict(), "baseline_ms": base_result["latency_ms"]["p50"],
@@ -65,6 +80,9 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
         "only_in_candidate": [k.label for k in new_cases if k not in base_cases],
         "not_compared": skipped,
         "environment_differences": environment_differences(base["environment"], new["environment"]),
+        "machine_differences": differ,
+        "cross_machine": cross_machine,
+        "verdict_withheld": withheld or None,
     }
 
 

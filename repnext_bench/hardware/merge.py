@@ -7,50 +7,111 @@ from dataclasses import dataclass, field
 from ..measure.rounds import unpaired_ratio
 from ..models import get_variant
 from ..verify import TOLERANCES
+from .identity import distinguishing, identity, same_machine
+from .identity import label as identity_label
 
 
 @dataclass
 class Machine:
     label: str
     environment: dict
+    identity: dict[str, str]
     commands: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
 
 
-def _machine_key(environment: dict) -> tuple:
-    gpus = tuple(g.get("name", str(g)) if isinstance(g, dict) else str(g) for g in environment.get("gpus") or [])
-    return environment.get("cpu", {}).get("model"), gpus, environment.get("hostname")
-
-
-def default_label(environment: dict) -> str:
-    cpu = environment.get("cpu", {}).get("model") or "unknown CPU"
-    gpus = _machine_key(environment)[1]
-    return cpu + (f" + {', '.join(gpus)}" if gpus else "")
+def _machines(reports: list[tuple[str, dict]], labels: list[str] | None) -> list[Machine]:
+    """The Machine of each report, shared by the reports of the same machine (by identity, never by
+    label or brand string); named by ``labels`` (first report of each machine) or by identity,
+    with the field that tells them apart where two names would be the same."""
+    machines: list[Machine] = []
+    owners = []
+    for index, (name, report) in enumerate(reports):
+        environment = report["environment"]
+        mine = identity(environment)
+        machine = next((m for m in machines if same_machine(m.identity, mine)), None)
+        if machine is None:
+            machine = Machine(labels[index] if labels else identity_label(environment), environment, mine)
+            machines.append(machine)
+        machine.commands.append(environment.get("command", ""))
+        machine.reports.append(name)
+        owners.append(machine)
+    seen: dict[str, Machine] = {}
+    for machine in machines:  # two machines never share a name
+        other = seen.get(machine.label)
+        if other is not None:
+            machine.label += f" [{distinguishing(other.identity, machine.identity) or ', '.join(machine.reports)}]"
+        seen[machine.label] = machine
+    return owners
 
 
 def merge(reports: list[tuple[str, dict]], labels: list[str] | None = None) -> dict:
-    """``reports``: (file name, run report). Returns machines, rows (one per ok or failed case),
-    and the notes on what was replaced."""
-    keys = [_machine_key(report["environment"]) for _, report in reports]
-    if labels is None:
-        names = {key: default_label(report["environment"]) for key, (_, report) in zip(keys, reports)}
-        clashes = {name for name in names.values() if list(names.values()).count(name) > 1}
-        labels = [names[key] + (f" ({key[2]})" if names[key] in clashes else "") for key in keys]
-    machines: dict[str, Machine] = {}
-    rows: dict[tuple, dict] = {}
-    notes = []
-    for (name, report), label in zip(reports, labels):
-        machine = machines.setdefault(label, Machine(label, report["environment"]))
-        machine.commands.append(report["environment"].get("command", ""))
-        machine.reports.append(name)
-        for result in report["results"]:
-            row = _row(label, name, result)
-            key = tuple(row[k] for k in ("machine", "variant", "form", "backend", "device", "asked", "batch",
-                                         "resolution", "threads", "mode", "options"))
-            if key in rows:
-                notes.append(f"{label}: {row['case']} is in {rows[key]['report']} and {name}; kept {name}")
-            rows[key] = row
-    return {"machines": machines, "rows": list(rows.values()), "notes": notes}
+    """``reports``: (file name, run report). Returns the machines, every input row (none is
+    dropped), the rows combined per machine and case (runs of one case pooled), and notes."""
+    owners = _machines(reports, labels)
+    machines = {}
+    rows = []
+    for machine, (name, report) in zip(owners, reports):
+        machines[machine.label] = machine
+        rows.extend(_row(machine.label, name, result) for result in report["results"])
+    combined, notes = combine(rows)
+    return {"machines": machines, "rows": combined, "input_rows": rows, "notes": notes}
+
+
+def _case_key(row: dict) -> tuple:
+    return tuple(row[k] for k in ("machine", "variant", "form", "backend", "device", "asked", "batch", "resolution",
+                                  "threads", "mode", "options"))
+
+
+def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """One row per machine and case: a case measured in several reports of one machine is
+    pooled from the raw samples of every run (its CI resamples each run's rounds), with the
+    spread between the runs and a flag when two runs' CIs do not overlap."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(_case_key(row), []).append(row)
+    combined, notes = [], []
+    for group in groups.values():
+        ok = [r for r in group if r["status"] == "ok" and r["samples_ms"]]
+        if len(group) == 1 or len(ok) < 2:
+            combined.append(dict(ok[-1] if ok else group[-1], runs=len(group)))
+            if len(group) > 1:
+                notes.append(f"{group[0]['machine']}: {group[0]['case']} is in {', '.join(r['report'] for r in group)}; "
+                             f"{len(ok)} of them finished, shown as is")
+            continue
+        combined.append(_pooled(ok, len(group)))
+        row = combined[-1]
+        notes.append(f"{row['machine']}: {row['case']} is in {len(ok)} reports ({', '.join(r['report'] for r in ok)}):"
+                     f" pooled from all their samples; the runs' p50s span {min(row['run_p50s']):.3g}-"
+                     f"{max(row['run_p50s']):.3g} ms ({row['run_spread']:.1%})"
+                     + ("; the runs disagree beyond their 95% CIs" if row["runs_disagree"] else ""))
+    return combined, notes
+
+
+def _pooled(runs: list[dict], count: int) -> dict:
+    from ..measure.rounds import rounds_ci
+
+    samples, rounds, clusters = [], [], []
+    for index, run in enumerate(runs):
+        own = run["samples_round"] if run["samples_round"] and len(run["samples_round"]) == len(run["samples_ms"]) \
+            else range(len(run["samples_ms"]))
+        by_round: dict[int, list[float]] = {}
+        for value, r in zip(run["samples_ms"], own):
+            by_round.setdefault(r, []).append(value)
+            samples.append(value)
+            rounds.append(index * 100_000 + r)
+        clusters.extend(by_round.values())
+    p50s = [r["p50_ms"] for r in runs]
+    disagree = any(a["p50_ci"] and b["p50_ci"] and not _overlap(a, b) for i, a in enumerate(runs) for b in runs[i + 1:])
+    ordered = sorted(samples)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return dict(runs[-1], report=", ".join(r["report"] for r in runs), runs=count, p50_ms=median,
+                p50_ci=list(rounds_ci(clusters)), samples_ms=samples, samples_round=rounds, run_p50s=p50s,
+                run_spread=max(p50s) / min(p50s) - 1, runs_disagree=disagree, paired_speedup=None,
+                rel_l2=max(r["rel_l2"] for r in runs if r["rel_l2"] is not None) if any(
+                    r["rel_l2"] is not None for r in runs) else None,
+                peak_rss_mb=max((r["peak_rss_mb"] for r in runs if r["peak_rss_mb"]), default=None))
 
 
 def _row(machine: str, report_name: str, result: dict) -> dict:
@@ -127,17 +188,18 @@ def _variant_order() -> dict[str, int]:
 
 
 def coverage(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
-    """(variant-form labels, machine/backend columns, cell text): the gaps between reports."""
+    """(variant-form labels, machine/backend columns, cell text): the gaps between reports, and
+    every input row counted in its cell (``ok x2``: two results, ``ok, failed``...)."""
     order = _variant_order()
     lines = sorted({(r["variant"], r["form"]) for r in rows}, key=lambda vf: (order.get(vf[0], 99), vf[1] != "train"))
     columns = sorted({f"{r['machine']} / {r['backend']}" for r in rows})
-    cells: dict[tuple[str, str], str] = {}
+    counts: dict[tuple[str, str], dict[str, int]] = {}
     for row in rows:
         key = (f"{row['variant']} {row['form']}", f"{row['machine']} / {row['backend']}")
-        if row["status"] == "ok" or cells.get(key) == "ok":
-            cells[key] = "ok"
-        else:
-            cells[key] = row["status"]
+        statuses = counts.setdefault(key, {})
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    cells = {key: ", ".join(status + (f" x{n}" if n > 1 else "") for status, n in sorted(
+        statuses.items(), key=lambda item: item[0] != "ok")) for key, statuses in counts.items()}
     return [f"{v} {f}" for v, f in lines], columns, cells
 
 

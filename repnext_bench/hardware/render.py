@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 from ..report.results import ratio_text
+from .identity import FIELDS
 from .merge import best_latency, coverage, ship
 from .plots import PLOTS
 
@@ -26,18 +27,15 @@ def tables(merged: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, headers, rows) of every table, in order."""
     rows = merged["rows"]
     best = best_latency(rows)
-    machines = [("Machines", ["machine", "CPU", "cores", "GPUs", "torch", "onnxruntime", "openvino", "reports"], [
-        [m.label, m.environment.get("cpu", {}).get("model", "—"), _f(m.environment.get("cpu", {}).get("logical_cores")),
-         ", ".join(map(str, m.environment.get("gpus") or [])) or "none",
-         *(_f(m.environment.get("libraries", {}).get(lib)) for lib in ("torch", "onnxruntime", "openvino")),
-         ", ".join(m.reports)] for m in merged["machines"].values()])]
-    lines, columns, cells = coverage(rows)
+    machines = [("Machines (what tells them apart in bold)", ["machine", *FIELDS, "torch", "onnxruntime",
+                                                                "openvino", "reports"], _machine_rows(merged))]
+    lines, columns, cells = coverage(merged["input_rows"])
     gaps = [("Coverage: which cases each machine and backend has (— = not in any report)", ["case", *columns],
              [[line, *(cells.get((line, column), "—") for column in columns)] for line in lines])]
     latency = [("Best latency per variant, form, machine and backend (batch 1)",
-                ["variant", "form", "px", "machine", "backend", "p50 ms", "precision", "threads", "best img/s",
-                 "peak RSS MB", "fused speedup (95% CI)", "iPhone 12 ms (paper)"],
-                [[r["variant"], r["form"], str(r["resolution"]), r["machine"], r["backend"], _ms_ci(r),
+                ["variant", "form", "px", "machine", "backend", "p50 ms (95% CI)", "runs", "precision", "threads",
+                 "best img/s", "peak RSS MB", "fused speedup (95% CI)", "iPhone 12 ms (paper)"],
+                [[r["variant"], r["form"], str(r["resolution"]), r["machine"], r["backend"], _ms_ci(r), _runs(r),
                   r["precision"], str(r["threads"]), _f(r.get("best_throughput_ips"), 4), _f(r["peak_rss_mb"], 4),
                   ratio_text(r.get("fused_speedup")) or "—", _f(r["iphone12_ms"])]
                  for r in best])]
@@ -49,6 +47,23 @@ def tables(merged: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                   _f(r["baseline_ms"]), ratio_text(r["speedup_over_baseline"]) or "not measured"]
                  for r in ship(rows)])]
     return machines + gaps + latency + answers
+
+
+def _machine_rows(merged: dict) -> list[list[str]]:
+    """Each machine's identity, the fields that differ between the machines in **bold**."""
+    machines = list(merged["machines"].values())
+    differ = {f for f in FIELDS if len({m.identity[f] for m in machines}) > 1}
+    libraries = lambda m: [_f(m.environment.get("libraries", {}).get(lib))  # noqa: E731
+                           for lib in ("torch", "onnxruntime", "openvino")]
+    return [[m.label, *(f"**{m.identity[f]}**" if f in differ else m.identity[f] for f in FIELDS), *libraries(m),
+             ", ".join(m.reports)] for m in machines]
+
+
+def _runs(row: dict) -> str:
+    """How many reports a row pools, their spread, and whether they disagree."""
+    if row.get("runs", 1) < 2 or not row.get("run_p50s"):
+        return str(row.get("runs", 1))
+    return f"{row['runs']} (spread {row['run_spread']:.0%}{', disagree' if row['runs_disagree'] else ''})"
 
 
 def _ms_ci(row: dict) -> str:
@@ -96,6 +111,13 @@ def _notes(merged: dict, item) -> list[str]:
     return lines
 
 
+def _html_cell(text: str) -> str:
+    """A table cell: ``**value**`` (a field that differs between machines) in bold."""
+    if text.startswith("**") and text.endswith("**") and len(text) > 4:
+        return f"<strong>{html.escape(text[2:-2])}</strong>"
+    return html.escape(text)
+
+
 def to_html(merged: dict, out: Path) -> list[Path]:
     body = ["<h1>RepNeXt hardware comparison</h1>"]
     for name, png in plots(merged).items():
@@ -105,7 +127,7 @@ def to_html(merged: dict, out: Path) -> list[Path]:
     for title, headers, rows in tables(merged):
         body.append(f"<h2>{html.escape(title)}</h2><table><tr>"
                     + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
-                    + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+                    + "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
                     + "</table>")
     body.append("<h2>Environment of each machine</h2>")
     for machine in merged["machines"].values():
@@ -127,7 +149,7 @@ def to_csv(merged: dict, out: Path) -> list[Path]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(merged["rows"])
+    writer.writerows(merged["input_rows"])  # every input row, pooled or not
     out.write_text(buffer.getvalue())
     return [out]
 

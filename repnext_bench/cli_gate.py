@@ -222,7 +222,9 @@ def compare(
         verb = "compared anyway (--cross-machine)" if cross_machine else "no verdict on timing (--cross-machine to compare)"
         err_console.print(f"[yellow]different machines or runtimes[/]: {escape('; '.join(result['machine_differences']))}"
                           f" - {verb}", highlight=False)
-    notes = [f"environment differs: {line}" for line in result["environment_differences"]]
+    notes = [f"{row['case']}: {row['why']}" for row in result["rows"]]  # shown in the table, listed in Markdown
+    notes += [f"different machines or runtimes: {line}" for line in result["machine_differences"]]
+    notes += [f"environment differs: {line}" for line in result["environment_differences"]]
     notes += [f"only in the baseline: {label}" for label in result["only_in_baseline"]]
     notes += [f"only in the candidate: {label}" for label in result["only_in_candidate"]]
     notes += [f"not compared: {item['case']} ({item['why']})" for item in result["not_compared"]]
@@ -230,5 +232,6 @@ def compare(
                  "see; the gate command measures both sides in one job")
     if not result["rows"]:
         err_console.print("[yellow]no case is in both reports with latency samples[/]")
-    _emit(result, result["rows"], f"Compare: {new} vs {base}", notes, None, markdown_path, as_json)
+    title = f"Compare: {new} vs {base}" + (" (different machines or runtimes)" if result["machine_differences"] else "")
+    _emit(result, result["rows"], title, notes, None, markdown_path, as_json)
     raise typer.Exit(exit_code(result["rows"]) if result["rows"] else 3)

@@ -107,8 +107,21 @@ def test_reports_from_different_machines_get_no_timing_verdict(reports, capsys, 
     code, result = compare(capsys, folder / "a.json", tmp_path / "other.json")
     assert code == 3 and {row["verdict"] for row in result["rows"]} == {"inconclusive"}
     assert any(d.startswith("ISA: ") and d.endswith("-> avx2, fma") for d in result["machine_differences"])
-    assert "--cross-machine" in result["verdict_withheld"] and all("no verdict" in r["why"] for r in result["rows"])
+    assert result["verdict_withheld"] == "8 of 8 cases: different machines or runtimes"
+    assert all("no verdict" in r["why"] and "--cross-machine" in r["why"] for r in result["rows"])
     code, crossed = compare(capsys, folder / "a.json", tmp_path / "other.json", "--cross-machine")
     assert crossed["cross_machine"] is True and crossed["verdict_withheld"] is None
-    assert code in (0, 1, 3) and crossed["machine_differences"] == result["machine_differences"]
+    assert crossed["machine_differences"] == result["machine_differences"]
     assert crossed["rows"] and not any("no verdict" in r["why"] for r in crossed["rows"])
+
+
+def test_a_runtime_upgrade_withholds_only_its_backends_verdicts(reports, capsys, tmp_path):
+    folder, (base, _) = reports
+    newer = copy.deepcopy(base)
+    newer["environment"]["libraries"]["onnxruntime"] = "9.9.9"
+    write_report(newer, tmp_path / "newer.json")
+    code, result = compare(capsys, folder / "a.json", tmp_path / "newer.json")
+    assert result["machine_differences"] == [f"onnxruntime: {base['environment']['libraries']['onnxruntime']} -> 9.9.9"]
+    withheld = {row["case"].split()[2]: "no verdict" in row["why"] for row in result["rows"]}
+    assert withheld == {"onnxruntime/cpu": True, "torch/cpu": False}
+    assert result["verdict_withheld"] == "4 of 8 cases: different machines or runtimes" and code == 3

@@ -11,7 +11,7 @@ from repnext_bench.hardware.identity import identity, isa_summary, label
 from repnext_bench.hardware.merge import merge
 from repnext_bench.report.schema import read_report, write_report
 
-AVX2_ONLY = ["avx2", "fma"]
+ARM_FLAGS = ["asimd"]  # no x86 host running these tests records this: always another machine here
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +29,12 @@ def variant_of(report: dict, **cpu) -> dict:
 def test_one_brand_string_with_other_features_is_another_machine(runs):
     _, report = runs
     here = report["environment"]["cpu"]
-    other = variant_of(report, model=here["model"], features=AVX2_ONLY)
-    merged = merge([("here.json", report), ("avx2.json", other)])
+    other = variant_of(report, model=here["model"], features=ARM_FLAGS)
+    merged = merge([("here.json", report), ("other.json", other)])
     assert len(merged["machines"]) == 2
     labels = list(merged["machines"])
-    assert labels[1] == f"{here['model']} (AVX2, {here['usable_cores']} cores)" and labels[0] != labels[1]
-    assert {r["machine"] for r in merged["rows"] if r["report"] == "avx2.json"} == {labels[1]}  # no mixed cell
+    assert labels[1] == f"{here['model']} (NEON, {here['usable_cores']} cores)" and labels[0] != labels[1]
+    assert {r["machine"] for r in merged["rows"] if r["report"] == "other.json"} == {labels[1]}  # no mixed cell
     from repnext_bench.hardware.render import tables
 
     (machines_table,) = [t for t in tables(merged) if t[0].startswith("Machines")]
@@ -86,19 +86,65 @@ def test_an_older_report_without_the_newer_fields_is_the_same_machine(runs):
     cpu = older["environment"]["cpu"]
     for key in ("vendor", "family", "model_number", "stepping", "virtual"):
         cpu.pop(key, None)
-    cpu["features"] = [f for f in cpu["features"] if f != "avx_vnni"]  # older versions recorded fewer flags
+    cpu["features"].append("avx512_vp2intersect")  # a flag outside the compared set does not split a machine
     merged = merge([("new.json", report), ("old.json", older)])
     assert len(merged["machines"]) == 1
     assert identity(older["environment"])["vendor"] == "unknown"
+    mac = copy.deepcopy(older)
+    mac["environment"]["cpu"]["features"] = []  # older versions read flags from /proc only: [] off Linux
+    assert identity(mac["environment"])["ISA"] == "unknown"
+    memory = copy.deepcopy(report)
+    memory["environment"]["memory_gib"] = report["environment"]["memory_gib"] * 1.02  # read another way
+    assert len(merge([("a.json", report), ("b.json", memory)])["machines"]) == 1
+
+
+def test_an_older_report_that_fits_two_machines_joins_neither(runs):
+    """Grouping does not depend on the order of the files: complete identities first."""
+    _, report = runs
+    other = variant_of(report, features=ARM_FLAGS)
+    older = copy.deepcopy(report)
+    for key in ("vendor", "family", "model_number", "stepping", "virtual"):
+        older["environment"]["cpu"].pop(key, None)
+    older["environment"]["cpu"]["features"] = None  # records no ISA: it fits both
+    files = {"old.json": older, "here.json": report, "other.json": other}
+    for order in (["old.json", "here.json", "other.json"], ["other.json", "old.json", "here.json"]):
+        merged = merge([(name, files[name]) for name in order])
+        assert len(merged["machines"]) == 3
+        assert any("old.json lacks identity fields" in note for note in merged["notes"])
 
 
 def test_labels_name_machines_but_never_group_them(runs):
     _, report = runs
-    other = variant_of(report, features=AVX2_ONLY)
+    other = variant_of(report, features=ARM_FLAGS)
     same = merge([("a.json", report), ("b.json", copy.deepcopy(report))], labels=["laptop", "desk"])
     assert list(same["machines"]) == ["laptop"]  # one machine: the first report's label names it
+    assert any("--label 'desk' of b.json" in note for note in same["notes"])
     clash = merge([("a.json", report), ("b.json", other)], labels=["box", "box"])
-    assert list(clash["machines"]) == ["box", "box [ISA avx2, fma]"]
+    assert list(clash["machines"]) == ["box", "box [ISA asimd]"]
+
+
+def test_default_names_stay_apart_when_three_machines_share_one(runs):
+    """A and B differ in stepping, C has B's stepping and more memory: three names."""
+    _, report = runs
+    cpu = report["environment"]["cpu"]
+    b = variant_of(report, stepping=(cpu.get("stepping") or 0) + 1)
+    c = copy.deepcopy(b)
+    c["environment"]["memory_gib"] = report["environment"]["memory_gib"] * 2
+    merged = merge([("a.json", report), ("b.json", b), ("c.json", c)])
+    assert len(merged["machines"]) == 3 and len(set(merged["machines"])) == 3
+    assert {r["machine"] for r in merged["rows"]} == set(merged["machines"])
+
+
+def test_runs_with_other_runtime_versions_are_not_pooled(runs):
+    _, report = runs
+    newer = copy.deepcopy(report)
+    newer["environment"]["libraries"]["onnxruntime"] = "9.9.9"
+    merged = merge([("a.json", report), ("b.json", newer)])
+    ort = [r for r in merged["rows"] if r["backend"] == "onnxruntime"]
+    assert len(ort) == 2 * len([r for r in report["results"] if r["case"]["backend"] == "onnxruntime"])
+    assert {r["runs"] for r in ort} == {1} and any("onnxruntime 9.9.9" in r["runtime"] for r in ort)
+    torch_rows = [r for r in merged["rows"] if r["backend"] == "torch"]  # torch's version did not change
+    assert {r["runs"] for r in torch_rows} == {2}
 
 
 @pytest.mark.parametrize("features,expected", [

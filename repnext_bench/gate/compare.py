@@ -32,12 +32,12 @@ def environment_differences(base: dict, new: dict) -> list[str]:
     return lines
 
 
-def machine_differences(base: dict, new: dict) -> list[str]:
+def machine_differences(base: dict, new: dict, backend: str | None = None) -> list[str]:
     """What makes two reports' timings incomparable: the machine's identity fields and the
-    runtime versions that differ, one line each."""
+    runtime versions (those ``backend``'s cases run on, when one is named) that differ."""
     from ..hardware.identity import differences, identity, runtime_differences
 
-    return differences(identity(base), identity(new)) + runtime_differences(base, new)
+    return differences(identity(base), identity(new)) + runtime_differences(base, new, backend)
 
 
 def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 0, cross_machine: bool = False) -> dict:
@@ -46,8 +46,7 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
     ``cross_machine`` asks for the comparison all the same."""
     thresholds = Thresholds(fail_above=threshold, ci_above=threshold, pass_below=threshold)
     differ = machine_differences(base["environment"], new["environment"])
-    withheld = ("the reports come from different machines or runtimes (" + "; ".join(differ)
-                + "); --cross-machine compares them anyway") if differ and not cross_machine else ""
+    withheld_rows = 0
     base_cases = {Case.from_dict(r["case"]): r for r in base["results"]}
     new_cases = {Case.from_dict(r["case"]): r for r in new["results"]}
     rows, skipped = [], []
@@ -65,8 +64,11 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
             continue
         estimate = unpaired_change(*samples, seed=seed)
         outcome, why = verdict(estimate, thresholds)
-        if withheld:
-            outcome, why = "inconclusive", f"{why}; no verdict: {withheld}"
+        mine = machine_differences(base["environment"], new["environment"], key.backend)
+        if mine and not cross_machine:
+            withheld_rows += 1
+            outcome, why = "inconclusive", (f"{why}; no verdict: different machines or runtimes ({'; '.join(mine)}); "
+                                            "--cross-machine compares them anyway")
         if outcome in ("fail", "improved") and estimate.p_value >= P_VALUE:
             outcome, why = "inconclusive", f"{why}; but the rank test does not tell them apart (p={estimate.p_value:.2f})"
         rows.append({"case": key.label, "case_dict": key.to_dict(), "baseline_ms": base_result["latency_ms"]["p50"],
@@ -82,7 +84,8 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
         "environment_differences": environment_differences(base["environment"], new["environment"]),
         "machine_differences": differ,
         "cross_machine": cross_machine,
-        "verdict_withheld": withheld or None,
+        "verdict_withheld": (f"{withheld_rows} of {len(rows)} cases: different machines or runtimes"
+                             if withheld_rows else None),
     }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..measure.rounds import unpaired_ratio
 from ..models import get_variant
 from ..verify import TOLERANCES
-from .identity import distinguishing, identity, same_machine
+from .identity import complete, distinguishing, identity, runtime_version, same_machine
 from .identity import label as identity_label
 
 
@@ -20,47 +20,74 @@ class Machine:
     reports: list[str] = field(default_factory=list)
 
 
-def _machines(reports: list[tuple[str, dict]], labels: list[str] | None) -> list[Machine]:
-    """The Machine of each report, shared by the reports of the same machine (by identity, never by
-    label or brand string); named by ``labels`` (first report of each machine) or by identity,
-    with the field that tells them apart where two names would be the same."""
+def _machines(reports: list[tuple[str, dict]], labels: list[str] | None) -> tuple[list[Machine], list[str]]:
+    """The Machine of each report, and notes. Reports that record every identity field are
+    grouped first, by identity (never by label or brand string); an older report that lacks
+    some fields joins a machine only when exactly one matches it, else it stands alone. Each
+    machine is named by ``labels`` (its first report's) or by its identity, with the field that
+    tells it apart where two names would be the same."""
+    idents = [identity(report["environment"]) for _, report in reports]
+    order = sorted(range(len(reports)), key=lambda i: not complete(idents[i]))
     machines: list[Machine] = []
-    owners = []
-    for index, (name, report) in enumerate(reports):
-        environment = report["environment"]
-        mine = identity(environment)
-        machine = next((m for m in machines if same_machine(m.identity, mine)), None)
-        if machine is None:
-            machine = Machine(labels[index] if labels else identity_label(environment), environment, mine)
+    owner: dict[int, Machine] = {}
+    notes = []
+    for index in order:
+        name, report = reports[index]
+        matches = [m for m in machines if same_machine(m.identity, idents[index])]
+        if len(matches) > 1:
+            notes.append(f"{name} lacks identity fields that would tell which of {len(matches)} machines it is "
+                         "from: shown as a machine of its own")
+        if len(matches) == 1:
+            machine = matches[0]
+            if labels and labels[index] != machine.label:
+                notes.append(f"--label {labels[index]!r} of {name}: the report is from machine {machine.label!r}")
+        else:
+            environment = report["environment"]
+            machine = Machine(labels[index] if labels else identity_label(environment), environment, idents[index])
             machines.append(machine)
-        machine.commands.append(environment.get("command", ""))
-        machine.reports.append(name)
-        owners.append(machine)
-    seen: dict[str, Machine] = {}
-    for machine in machines:  # two machines never share a name
-        other = seen.get(machine.label)
-        if other is not None:
-            machine.label += f" [{distinguishing(other.identity, machine.identity) or ', '.join(machine.reports)}]"
-        seen[machine.label] = machine
-    return owners
+        owner[index] = machine
+    for index, (name, report) in enumerate(reports):  # commands and files in the order given
+        owner[index].commands.append(report["environment"].get("command", ""))
+        owner[index].reports.append(name)
+    _unique_labels(machines)
+    return [owner[i] for i in range(len(reports))], notes
+
+
+def _unique_labels(machines: list[Machine]) -> None:
+    """Rename until no two machines share a label: the field that tells them apart, then the
+    report files, then a number."""
+    for attempt in range(3):
+        taken: dict[str, Machine] = {}
+        clash = False
+        for machine in machines:
+            other = taken.get(machine.label)
+            if other is not None:
+                clash = True
+                told = distinguishing(other.identity, machine.identity) if attempt == 0 else None
+                machine.label += f" [{told}]" if told else (f" [{', '.join(machine.reports)}]" if attempt < 2
+                                                            else f" #{len(taken) + 1}")
+            taken[machine.label] = machine
+        if not clash:
+            return
 
 
 def merge(reports: list[tuple[str, dict]], labels: list[str] | None = None) -> dict:
     """``reports``: (file name, run report). Returns the machines, every input row (none is
     dropped), the rows combined per machine and case (runs of one case pooled), and notes."""
-    owners = _machines(reports, labels)
+    owners, notes = _machines(reports, labels)
     machines = {}
     rows = []
     for machine, (name, report) in zip(owners, reports):
         machines[machine.label] = machine
-        rows.extend(_row(machine.label, name, result) for result in report["results"])
-    combined, notes = combine(rows)
-    return {"machines": machines, "rows": combined, "input_rows": rows, "notes": notes}
+        rows.extend(_row(machine.label, name, result, report["environment"]) for result in report["results"])
+    combined, pooled = combine(rows)
+    return {"machines": machines, "rows": combined, "input_rows": rows, "notes": notes + pooled}
 
 
 def _case_key(row: dict) -> tuple:
+    """One case on one machine with one runtime version: runs of it pool, other versions do not."""
     return tuple(row[k] for k in ("machine", "variant", "form", "backend", "device", "asked", "batch", "resolution",
-                                  "threads", "mode", "options"))
+                                  "threads", "mode", "options", "runtime"))
 
 
 def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -74,12 +101,13 @@ def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
     for group in groups.values():
         ok = [r for r in group if r["status"] == "ok" and r["samples_ms"]]
         if len(group) == 1 or len(ok) < 2:
-            combined.append(dict(ok[-1] if ok else group[-1], runs=len(group)))
+            finished = [r for r in group if r["status"] == "ok"]
+            combined.append(dict(ok[-1] if ok else finished[-1] if finished else group[-1], runs=len(ok) or 1))
             if len(group) > 1:
                 notes.append(f"{group[0]['machine']}: {group[0]['case']} is in {', '.join(r['report'] for r in group)}; "
                              f"{len(ok)} of them finished, shown as is")
             continue
-        combined.append(_pooled(ok, len(group)))
+        combined.append(_pooled(ok))
         row = combined[-1]
         notes.append(f"{row['machine']}: {row['case']} is in {len(ok)} reports ({', '.join(r['report'] for r in ok)}):"
                      f" pooled from all their samples; the runs' p50s span {min(row['run_p50s']):.3g}-"
@@ -88,25 +116,24 @@ def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
     return combined, notes
 
 
-def _pooled(runs: list[dict], count: int) -> dict:
+def _pooled(runs: list[dict]) -> dict:
+    """The runs' samples together; the CI resamples the runs, then the samples within them, so
+    that it widens when the runs disagree."""
     from ..measure.rounds import rounds_ci
 
     samples, rounds, clusters = [], [], []
     for index, run in enumerate(runs):
         own = run["samples_round"] if run["samples_round"] and len(run["samples_round"]) == len(run["samples_ms"]) \
-            else range(len(run["samples_ms"]))
-        by_round: dict[int, list[float]] = {}
-        for value, r in zip(run["samples_ms"], own):
-            by_round.setdefault(r, []).append(value)
-            samples.append(value)
-            rounds.append(index * 100_000 + r)
-        clusters.extend(by_round.values())
+            else [0] * len(run["samples_ms"])
+        samples.extend(run["samples_ms"])
+        rounds.extend(index * 100_000 + r for r in own)
+        clusters.append(run["samples_ms"])
     p50s = [r["p50_ms"] for r in runs]
     disagree = any(a["p50_ci"] and b["p50_ci"] and not _overlap(a, b) for i, a in enumerate(runs) for b in runs[i + 1:])
     ordered = sorted(samples)
     middle = len(ordered) // 2
     median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    return dict(runs[-1], report=", ".join(r["report"] for r in runs), runs=count, p50_ms=median,
+    return dict(runs[-1], report=", ".join(r["report"] for r in runs), runs=len(runs), p50_ms=median,
                 p50_ci=list(rounds_ci(clusters)), samples_ms=samples, samples_round=rounds, run_p50s=p50s,
                 run_spread=max(p50s) / min(p50s) - 1, runs_disagree=disagree, paired_speedup=None,
                 rel_l2=max(r["rel_l2"] for r in runs if r["rel_l2"] is not None) if any(
@@ -114,12 +141,13 @@ def _pooled(runs: list[dict], count: int) -> dict:
                 peak_rss_mb=max((r["peak_rss_mb"] for r in runs if r["peak_rss_mb"]), default=None))
 
 
-def _row(machine: str, report_name: str, result: dict) -> dict:
+def _row(machine: str, report_name: str, result: dict, environment: dict) -> dict:
     case = result["case"]
     latency = result.get("latency_ms") or {}
     options = ",".join(k for k, v in sorted((case.get("options") or {}).items()) if v)
     return {
         "machine": machine, "report": report_name, "status": result["status"],
+        "runtime": runtime_version(environment, case["backend"]),
         "variant": case["variant"], "form": case["form"], "backend": case["backend"], "device": case["device"],
         "asked": case["precision"], "precision": result.get("precision_effective") or case["precision"],
         "batch": case["batch"], "resolution": case["resolution"], "threads": case["threads"], "mode": case["mode"],

@@ -13,7 +13,8 @@ from .identity import FIELDS
 from .merge import best_latency, coverage, ship
 from .plots import PLOTS
 
-CSV_FIELDS = ("machine", "report", "status", "variant", "form", "backend", "device", "asked", "precision", "batch",
+CSV_FIELDS = ("machine", "report", "status", "runtime", "variant", "form", "backend", "device", "asked", "precision",
+              "batch",
               "resolution", "threads", "mode", "options", "p50_ms", "throughput_ips", "peak_rss_mb", "rel_l2")
 
 
@@ -33,9 +34,10 @@ def tables(merged: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     gaps = [("Coverage: which cases each machine and backend has (— = not in any report)", ["case", *columns],
              [[line, *(cells.get((line, column), "—") for column in columns)] for line in lines])]
     latency = [("Best latency per variant, form, machine and backend (batch 1)",
-                ["variant", "form", "px", "machine", "backend", "p50 ms (95% CI)", "runs", "precision", "threads",
-                 "best img/s", "peak RSS MB", "fused speedup (95% CI)", "iPhone 12 ms (paper)"],
-                [[r["variant"], r["form"], str(r["resolution"]), r["machine"], r["backend"], _ms_ci(r), _runs(r),
+                ["variant", "form", "px", "machine", "backend", "runtime", "p50 ms (95% CI)", "runs", "precision",
+                 "threads", "best img/s", "peak RSS MB", "fused speedup (95% CI)", "iPhone 12 ms (paper)"],
+                [[r["variant"], r["form"], str(r["resolution"]), r["machine"], r["backend"], r["runtime"] or "—",
+                  _ms_ci(r), _runs(r),
                   r["precision"], str(r["threads"]), _f(r.get("best_throughput_ips"), 4), _f(r["peak_rss_mb"], 4),
                   ratio_text(r.get("fused_speedup")) or "—", _f(r["iphone12_ms"])]
                  for r in best])]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -125,10 +125,8 @@ class LoadedCase:
 
 
 @contextmanager
-def open_case(case: Case, settings: Settings, prepare: Callable | None = None) -> Iterator[LoadedCase]:
-    """Build, export and prepare ``case`` (with ``prepare(model, case, images, context)`` in
-    place of the backend's own, e.g. to switch a profiler on), run its first inference, and
-    close the session and the export cache however the block ends. A ``CaseSkipped`` raised by
+def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
+    """Build, export and prepare ``case``, run its first inference, and close the session and the export cache however the block ends. A ``CaseSkipped`` raised by
     the backend goes on to the caller with ``artifact`` set to what was exported before it."""
     from .backends import CaseSkipped, get_backend
 
@@ -142,7 +140,7 @@ def open_case(case: Case, settings: Settings, prepare: Callable | None = None) -
         rss_before = current_rss_mb()
         start = time.perf_counter()
         try:
-            session = (prepare or backend.prepare)(model, case, images, context)
+            session = backend.prepare(model, case, images, context)
         except CaseSkipped as skip:
             skip.artifact = context.artifact
             skip.model = {"params": counts.params, "macs": counts.macs, "form": model.form}

@@ -21,25 +21,21 @@ _FLAG_ALIASES = {"avx512bf16": "avx512_bf16", "avx512vnni": "avx512_vnni", "avx5
                  "amxfp16": "amx_fp16"}
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on: its affinity where the OS has one (Linux, Windows),
-    else every logical CPU (macOS has no affinity masks)."""
-    try:
-        import psutil
-
-        return len(psutil.Process().cpu_affinity())
-    except (ImportError, AttributeError, OSError):  # psutil lacks cpu_affinity on macOS
-        return os.cpu_count() or 1
-
-
 def usable_cpu_ids() -> list[int] | None:
-    """The ids of the CPUs this process may run on, or None where the OS cannot pin a process."""
+    """The ids of the CPUs this process may run on, or None where the OS cannot pin a process
+    (psutil has no cpu_affinity on macOS)."""
     try:
         import psutil
 
         return sorted(psutil.Process().cpu_affinity())
     except (ImportError, AttributeError, OSError):
         return None
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on: its affinity where the OS has one (Linux, Windows),
+    else every logical CPU."""
+    return len(usable_cpu_ids() or []) or os.cpu_count() or 1
 
 
 def pin_to(cpus: list[int]) -> bool:

@@ -3,7 +3,6 @@ import copy
 import json
 
 import pytest
-from conftest import FAST
 
 from repnext_bench.cli import main
 from repnext_bench.report.schema import read_report, write_report

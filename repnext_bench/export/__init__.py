@@ -19,8 +19,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
+
+if TYPE_CHECKING:  # torch is imported where it is used: the command line starts without it
+    import torch
 
 CACHE_ENV = "REPNEXT_BENCH_CACHE"
 

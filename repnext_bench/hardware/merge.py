@@ -2,6 +2,7 @@
 configuration per machine and backend, the gaps, and what to ship."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 from ..measure.rounds import unpaired_ratio
@@ -130,9 +131,7 @@ def _pooled(runs: list[dict]) -> dict:
         clusters.append(run["samples_ms"])
     p50s = [r["p50_ms"] for r in runs]
     disagree = any(a["p50_ci"] and b["p50_ci"] and not _overlap(a, b) for i, a in enumerate(runs) for b in runs[i + 1:])
-    ordered = sorted(samples)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    median = statistics.median(samples)
     return dict(runs[-1], report=", ".join(r["report"] for r in runs), runs=len(runs), p50_ms=median,
                 p50_ci=list(rounds_ci(clusters)), samples_ms=samples, samples_round=rounds, run_p50s=p50s,
                 run_spread=max(p50s) / min(p50s) - 1, runs_disagree=disagree, paired_speedup=None,

@@ -98,6 +98,9 @@ class Backend(ABC):
     distribution: str  # the pip distribution that provides it
     install: str | None = None  # how to install it, when not plain ``pip install <distribution>``
     precisions: tuple[str, ...] = ("fp32", "auto")
+    # the ``run`` options it takes (their Case.options keys); the command line offers each
+    # option to the backends that declare it, and no others
+    run_options: tuple[str, ...] = ()
 
     @property
     def device(self) -> str:

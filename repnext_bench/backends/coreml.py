@@ -51,6 +51,7 @@ class CoreMLBackend(Backend):
     module = "coremltools"
     distribution = "coremltools"
     install = 'pip install "repnext-bench[coreml]"'
+    run_options = ("coreml_format",)  # each format given is a case of its own
 
     def check_devices(self, found: Availability) -> Availability:
         if platform.system() == "Darwin":

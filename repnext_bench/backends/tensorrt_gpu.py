@@ -94,6 +94,7 @@ class TensorRTBackend(Backend):
     distribution = "tensorrt"
     install = 'pip install "repnext-bench[tensorrt]" (Linux or Windows, with an NVIDIA GPU and a CUDA build of torch)'
     precisions = ("fp32", "fp16", "bf16", "auto")
+    run_options = ("cuda_graphs",)
 
     def check_devices(self, found: Availability) -> Availability:
         return needs_cuda(found, self.install)

@@ -73,6 +73,7 @@ class TorchBackend(Backend):
     distribution = "torch"
     # fp16 convolutions on the CPU fall back to slow reference kernels in PyTorch
     precisions = ("fp32", "bf16", "auto")
+    run_options = ("channels_last", "compile")
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
         import torch

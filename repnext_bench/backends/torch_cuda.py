@@ -152,6 +152,7 @@ class CudaBackend(Backend):
     distribution = "torch"
     install = CUDA_TORCH
     precisions = ("fp32", "fp16", "bf16", "auto")
+    run_options = ("channels_last", "compile", "autocast", "cuda_graphs")
 
     def check_devices(self, found: Availability) -> Availability:
         return needs_cuda(found, self.install)

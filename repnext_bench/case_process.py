@@ -10,6 +10,7 @@ sentinel with the time limit as timeout: it never spins.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -126,10 +127,8 @@ class CaseProcess:
     def stop(self) -> None:
         """Ask it to quit; kill it if it does not within a few seconds."""
         if self.process.is_alive():
-            try:
+            with contextlib.suppress(OSError):  # it may be gone already (BrokenPipeError is an OSError)
                 self.connection.send({"op": "quit"})
-            except (BrokenPipeError, OSError):
-                pass
             self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -149,8 +148,14 @@ def run_once(case: Case, settings: Settings, time_limit_s: float, op: str, **arg
         process.stop()
 
 
+def _artifact_dict(artifact) -> dict | None:
+    """An export.Artifact (or None) as the replies carry it."""
+    return artifact.describe() if artifact is not None else None
+
+
 class CaseWorker:
-    """What runs inside the case's process."""
+    """What runs inside the case's process. Its replies are plain JSON-able dicts, built here
+    from the backend's typed values; the sweep reads them by key."""
 
     def __init__(self, case: Case, settings: Settings, preloaded: bool = False) -> None:
         self.case, self.settings = case, settings
@@ -170,8 +175,8 @@ class CaseWorker:
         try:
             self.loaded = self.resources.enter_context(open_case(self.case, self.settings))
         except CaseSkipped as skip:
-            return {"skipped": str(skip), "exported": skip.exported, "artifact": getattr(skip, "artifact", None),
-                    "model": getattr(skip, "model", None)}
+            return {"skipped": str(skip), "exported": skip.exported, "artifact": _artifact_dict(skip.artifact),
+                    "model": skip.model}
         session = self.loaded.session
         warm_up(session.run, self.settings.plan)
         if self.case.mode == "latency":
@@ -187,7 +192,7 @@ class CaseWorker:
         # what ran and its output (after the warm-up) come now too, so that a sweep stopped
         # before this process's end still reports them
         return {"block_n": self.block_n, "cold_start": loaded.cold_start(), "model": loaded.model_record(),
-                "artifact": loaded.artifact, "rss_before_load_mb": loaded.rss_before_mb,
+                "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
 
     def block(self) -> dict:
@@ -212,11 +217,10 @@ class CaseWorker:
         from .measure.parity import parity
 
         session = self.loaded.session
-        description = session.describe()
-        gpu_memory = description.pop("gpu_memory", None)
-        return {"backend": description, "precision_effective": description["precision_effective"],
+        description, gpu_memory = session.describe(), session.gpu_memory()
+        return {"backend": description.to_dict(), "precision_effective": description.precision_effective,
                 "parity": parity(session.output(), self.loaded.expected),
-                "peak_rss_mb": peak_rss_mb(), "gpu_memory": gpu_memory}
+                "peak_rss_mb": peak_rss_mb(), "gpu_memory": gpu_memory.to_dict() if gpu_memory else None}
 
     def profile(self, iterations: int) -> dict:
         from .profiling.run import profile_case

@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from .cases import Case
-from .measure.timing import TimingPlan, measure, warm_up
 from .lifecycle import Settings
+from .measure.timing import TimingPlan, measure, warm_up
+from .records import Result
 from .sweep import RoundsPlan, run_cases
 
 LATENCY_TOLERANCE = 0.03  # ONNX Runtime: the same inferences, timed by us and by its profiler
@@ -39,12 +40,12 @@ OPENVINO_LATENCY_TOLERANCE = 0.05  # a default-length run against benchmark_app'
 THROUGHPUT_TOLERANCE = 0.05
 
 
-def _ours(case: Case, cache_dir: str, plan: RoundsPlan | None = None) -> dict:
+def _ours(case: Case, cache_dir: str, plan: RoundsPlan | None = None) -> Result:
     """``repnext-bench run`` of one case: a default-length run unless ``plan`` says otherwise."""
     settings = Settings(plan=TimingPlan(warmup_s=0.3, warmup_iters=3), cache_dir=cache_dir)
     (result,) = run_cases([case], settings, 600, plan)
-    if result["status"] != "ok":
-        raise SystemExit(f"repnext-bench run failed on {case.label}: {result['error']}")
+    if not result.ok:
+        raise SystemExit(f"repnext-bench run failed on {case.label}: {result.error}")
     return result
 
 
@@ -89,10 +90,10 @@ def openvino_checks(base: Case, rounds: int, seconds: float, cache_dir: str) -> 
     latency_case = Case(**{**base.to_dict(), "backend": "openvino", "mode": "latency", "options": ()})
     throughput_case = Case(**{**latency_case.to_dict(), "mode": "throughput", "options": ()})
     quick = RoundsPlan(min_rounds=1, budget_s=0.1, min_duration_s=0, min_iters=1)
-    model = _ours(latency_case, cache_dir, quick)["artifact"]["path"]  # the exact file both sides load
-    ours, theirs = _alternate(rounds, lambda: _ours(latency_case, cache_dir)["latency_ms"]["p50"],
+    model = _ours(latency_case, cache_dir, quick).artifact.path  # the exact file both sides load
+    ours, theirs = _alternate(rounds, lambda: _ours(latency_case, cache_dir).p50_ms,
                               lambda: _benchmark_app(model, latency_case, seconds)["median_ms"])
-    ours_tp, theirs_tp = _alternate(rounds, lambda: _ours(throughput_case, cache_dir)["throughput_ips"],
+    ours_tp, theirs_tp = _alternate(rounds, lambda: _ours(throughput_case, cache_dir).throughput_ips,
                                     lambda: _benchmark_app(model, throughput_case, seconds)["throughput_fps"])
     return [
         _check("openvino latency p50 (ms)", latency_case, ours, theirs, "benchmark_app -hint latency",
@@ -106,7 +107,7 @@ def onnxruntime_check(base: Case, rounds: int, seconds: float, cache_dir: str) -
     from .backends.ort import OnnxRuntimeBackend
 
     case = Case(**{**base.to_dict(), "backend": "onnxruntime", "options": ()})
-    model = _ours(case, cache_dir, RoundsPlan(min_rounds=1, budget_s=0.1, min_duration_s=0, min_iters=1))["artifact"]["path"]
+    model = _ours(case, cache_dir, RoundsPlan(min_rounds=1, budget_s=0.1, min_duration_s=0, min_iters=1)).artifact.path
     images = np.random.default_rng(0).standard_normal((case.batch, 3, case.resolution, case.resolution),
                                                       dtype=np.float32)
     ours, theirs = [], []

@@ -99,6 +99,7 @@ class LoadedCase:
 
     case: Case
     session: object  # a backends.Session
+    artifact: object  # the export.Artifact the backend made or reused, or None
     model: object
     images: np.ndarray
     expected: np.ndarray
@@ -110,25 +111,27 @@ class LoadedCase:
     rss_before_mb: float
     rss_loaded_mb: float
 
-    @property
-    def artifact(self) -> dict | None:
-        return self.context.artifact
-
     def cold_start(self) -> dict:
-        artifact = self.artifact or {}
-        export_s = artifact.get("export_s", 0.0)
-        return {"export_s": export_s, "export_cache_hit": artifact.get("cache_hit"),
+        # export_s as the artifact describes it (rounded), so that load_s + export_s = prepare_s there too
+        export_s = self.artifact.describe()["export_s"] if self.artifact else 0.0
+        return {"export_s": export_s, "export_cache_hit": self.artifact.cache_hit if self.artifact else None,
                 "load_s": self.prepare_s - export_s, "first_inference_ms": self.first_inference_ms}
 
     def model_record(self) -> dict:
-        return {"params": self.counts.params, "macs": self.counts.macs, "form": self.model.form}
+        return model_record(self.model, self.counts)
+
+
+def model_record(model, counts) -> dict:
+    """What a result says of the model: its counts and form."""
+    return {"params": counts.params, "macs": counts.macs, "form": model.form}
 
 
 @contextmanager
 def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
-    """Build, export and prepare ``case``, run its first inference, and close the session and the export cache however the block ends. A ``CaseSkipped`` raised by
-    the backend goes on to the caller with ``artifact`` set to what was exported before it."""
-    from .backends import CaseSkipped, get_backend
+    """Build, export and prepare ``case``, run its first inference, and close the session and
+    the export cache however the block ends. A ``CaseSkipped`` raised by the backend goes on to
+    the caller with the artifact the backend set on it and ``model`` set here."""
+    from .backends import CaseSkipped, Prepared, get_backend
 
     backend = get_backend(case.backend)
     model, images, expected, counts = build_case_model(case, settings)
@@ -140,19 +143,21 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
         rss_before = current_rss_mb()
         start = time.perf_counter()
         try:
-            session = backend.prepare(model, case, images, context)
+            prepared = backend.prepare(model, case, images, context)
         except CaseSkipped as skip:
-            skip.artifact = context.artifact
-            skip.model = {"params": counts.params, "macs": counts.macs, "form": model.form}
+            skip.model = model_record(model, counts)
             raise
         prepare_s = time.perf_counter() - start
+        if not isinstance(prepared, Prepared):
+            raise TypeError(f"{type(backend).__name__}.prepare returned {type(prepared).__name__}, not Prepared")
+        session = prepared.session
         rss_loaded = current_rss_mb()
         try:
             first_start = time.perf_counter_ns()
             session.run()
             first_ms = (time.perf_counter_ns() - first_start) / 1e6
-            yield LoadedCase(case, session, model, images, expected, counts, context, prepare_s, first_ms,
-                             peak_reset, rss_before, rss_loaded)
+            yield LoadedCase(case, session, prepared.artifact, model, images, expected, counts, context, prepare_s,
+                             first_ms, peak_reset, rss_before, rss_loaded)
         finally:
             session.close()
     finally:

@@ -57,7 +57,7 @@ def repnext_benchmark(benchmark, repnext_session):
 
     def measure(variant: str, **options):
         session = repnext_session(variant, **options)
-        benchmark.extra_info.update({"variant": variant, **options, **session.describe()})
+        benchmark.extra_info.update({"variant": variant, **options, **session.describe().to_dict()})
         return benchmark(session.run)
 
     return measure

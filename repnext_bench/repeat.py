@@ -12,14 +12,14 @@ should meet on a shared machine: every p50 within 10% between the runs, every sp
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .cases import Case
+from .records import Result, read_results
 from .report.results import ratio_text
+from .report.schema import read_report
 
 P50_TOLERANCE = 0.10
 SPEEDUP_TOLERANCE = 0.05
@@ -34,28 +34,27 @@ def _run(path: Path, extra: list[str]) -> float:
     return time.monotonic() - start
 
 
-def _by_case(path: Path) -> dict[str, dict]:
-    results = json.loads(path.read_text())["results"]
-    return {Case.from_dict(r["case"]).label: r for r in results if r["status"] == "ok"}
+def _by_case(path: Path) -> dict[str, Result]:
+    return {r.label: r for r in read_results(read_report(path)["results"]) if r.ok}
 
 
-def compare_runs(first: dict[str, dict], second: dict[str, dict]) -> tuple[list[str], bool]:
+def compare_runs(first: dict[str, Result], second: dict[str, Result]) -> tuple[list[str], bool]:
     """Lines of the comparison, and whether every target was met."""
     lines = [f"{'case':<48} {'p50 1st':>8} {'p50 2nd':>8} {'diff':>7}   {'speedup 1st':>19} {'speedup 2nd':>19} "
              f"{'diff':>7}"]
     met = True
     for label in first:
-        if label not in second or not first[label].get("latency_ms"):
+        if label not in second or not first[label].latency_ms:
             continue
         a, b = first[label], second[label]
-        p50_a, p50_b = a["latency_ms"]["p50"], b["latency_ms"]["p50"]
+        p50_a, p50_b = a.p50_ms, b.p50_ms
         diff = p50_b / p50_a - 1
         met &= abs(diff) <= P50_TOLERANCE
         line = f"{label:<48} {p50_a:8.3f} {p50_b:8.3f} {diff:+7.1%}"
-        speed_a, speed_b = a.get("fused_speedup"), b.get("fused_speedup")
+        speed_a, speed_b = a.fused_speedup, b.fused_speedup
         if speed_a and speed_b:
-            change = speed_b["ratio"] / speed_a["ratio"] - 1
-            crossed = (speed_a["ratio"] - 1) * (speed_b["ratio"] - 1) < 0
+            change = speed_b.ratio / speed_a.ratio - 1
+            crossed = (speed_a.ratio - 1) * (speed_b.ratio - 1) < 0
             met &= abs(change) <= SPEEDUP_TOLERANCE and not crossed
             line += f"   {ratio_text(speed_a):>19} {ratio_text(speed_b):>19} {change:+7.1%}"
         lines.append(line)

@@ -29,6 +29,21 @@ from .case_process import CaseDied, CaseProcess, process_context
 from .cases import Case
 from .lifecycle import Settings
 from .measure.rounds import paired_ratio, rounds_ci, summarize_rounds
+from .records import (
+    ArtifactRecord,
+    ColdStart,
+    Concurrency,
+    LatencyStats,
+    Memory,
+    ModelInfo,
+    Parity,
+    Ratio,
+    Record,
+    Result,
+    RoundsInfo,
+    finite,
+    read_results,
+)
 from .report.schema import write_report
 
 MAX_ROUNDS = 500
@@ -59,11 +74,9 @@ class RoundsPlan:
         return asdict(self)
 
 
-def case_record(case: Case, status: str, error: str | None) -> dict:
+def case_record(case: Case, status: str, error: str | None) -> Result:
     """The record of a case that was not measured (or not yet): its status and why."""
-    return {"case": case.to_dict(), "status": status, "error": error, "latency_ms": None, "device_latency_ms": None,
-            "throughput_ips": None, "concurrency": None, "precision_effective": None, "parity": None,
-            "memory": None, "cold_start": None, "model": None, "backend": None, "samples_ms": None}
+    return Result(case, status, error)
 
 
 @dataclass
@@ -131,50 +144,56 @@ class CaseRun:
         return (self.completed >= plan.min_iters and measured_s >= plan.min_duration_s
                 and self.spread() <= plan.target_ci)
 
-    def record(self, plan: RoundsPlan) -> dict:
-        result = case_record(self.case, self.status, self.error)
-        if self.traceback:
-            result["traceback"] = self.traceback
-        if self.loaded:
-            result.update(model=self.loaded.get("model"), cold_start=self.loaded.get("cold_start"),
-                          artifact=self.loaded.get("artifact"))
-        if not (self.blocks or self.throughputs):
-            if self.loaded and self.loaded.get("artifact"):
-                result["memory"] = {"artifact_bytes": self.loaded["artifact"].get("size_bytes")}
-            return result
-        samples = [s for block in self.blocks for s in block]
-        round_of = [r for block, r in zip(self.blocks, self.block_rounds) for _ in block]
-        finished = self.finished or {}
+    def record(self, plan: RoundsPlan) -> Result:
+        result = Result(self.case, self.status, self.error, traceback=self.traceback)
         loaded = self.loaded or {}
-        result.update(
-            latency_ms=summarize_rounds(self.blocks, plan.seed, self.ci()) if samples else None,
-            device_latency_ms=summarize_rounds([self.device_ms]) if self.device_ms and samples else None,
-            samples_ms=[round(s, 6) for s in samples], samples_round=round_of,
-            throughput_ips=self.case.batch * self.completed / self.wall_s,
-            concurrency={**(self.concurrency or {"streams": 1, "requests": 1}), "completed": self.completed,
-                         "wall_s": self.wall_s},
-            precision_effective=finished.get("precision_effective"), parity=finished.get("parity"),
-            backend=finished.get("backend"),
-            memory={"peak_rss_mb": self.peak_rss_mb or None,
-                    "peak_scope": "from model load" if loaded.get("peak_reset") else "whole case process",
-                    "rss_before_load_mb": loaded.get("rss_before_load_mb"),
-                    "rss_after_load_mb": loaded.get("rss_after_load_mb"),
-                    "load_added_mb": (loaded["rss_after_load_mb"] - loaded["rss_before_load_mb"]
-                                      if loaded.get("rss_after_load_mb") is not None else None),
-                    "artifact_bytes": (loaded.get("artifact") or {}).get("size_bytes"),
-                    **(finished.get("gpu_memory") or {})},
-            rounds={"blocks": len(self.block_rounds), "lifetimes": len(set(self.block_lifetimes)),
-                    "block_lifetimes": self.block_lifetimes, "inferences_per_block": loaded.get("block_n"),
-                    "ci95_half_width": self.spread(), "converged": self.converged(plan)},
-        )
+        if loaded:
+            result.model = _typed(ModelInfo, loaded.get("model"))
+            result.cold_start = _typed(ColdStart, loaded.get("cold_start"))
+            result.artifact = _typed(ArtifactRecord, loaded.get("artifact"))
+        if not (self.blocks or self.throughputs):
+            if result.artifact:
+                result.memory = Memory(artifact_bytes=result.artifact.size_bytes)
+            return result
+        finished = self.finished or {}
+        result.samples_ms = [round(s, 6) for block in self.blocks for s in block]
+        result.samples_round = [r for block, r in zip(self.blocks, self.block_rounds) for _ in block]
+        if result.samples_ms:
+            result.latency_ms = LatencyStats.from_dict(summarize_rounds(self.blocks, plan.seed, self.ci()))
+            if self.device_ms:
+                result.device_latency_ms = LatencyStats.from_dict(summarize_rounds([self.device_ms]))
+        result.throughput_ips = self.case.batch * self.completed / self.wall_s
+        result.concurrency = Concurrency.from_dict({**(self.concurrency or {"streams": 1, "requests": 1}),
+                                                    "completed": self.completed, "wall_s": self.wall_s})
+        result.precision_effective = finished.get("precision_effective")
+        result.parity = _typed(Parity, finished.get("parity"))
+        result.backend = finished.get("backend")
+        result.memory = self._memory(loaded, finished, result.artifact)
+        result.rounds = RoundsInfo(blocks=len(self.block_rounds), lifetimes=len(set(self.block_lifetimes)),
+                                   block_lifetimes=self.block_lifetimes, inferences_per_block=loaded.get("block_n"),
+                                   ci95_half_width=finite(self.spread()), converged=self.converged(plan))
         if self.case.mode != "latency":
-            result["throughput_blocks_ips"] = self.throughputs
+            result.throughput_blocks_ips = self.throughputs
         if self.status != "ok":  # what it finished stays for reading, but it is no result
-            result.update(latency_ms=None, device_latency_ms=None, throughput_ips=None)
+            result.latency_ms = result.device_latency_ms = result.throughput_ips = None
         return result
 
+    def _memory(self, loaded: dict, finished: dict, artifact: ArtifactRecord | None) -> Memory:
+        before, after = loaded.get("rss_before_load_mb"), loaded.get("rss_after_load_mb")
+        return Memory.from_dict({
+            "peak_rss_mb": self.peak_rss_mb or None,
+            "peak_scope": "from model load" if loaded.get("peak_reset") else "whole case process",
+            "rss_before_load_mb": before, "rss_after_load_mb": after,
+            "load_added_mb": after - before if after is not None and before is not None else None,
+            "artifact_bytes": artifact.size_bytes if artifact else None, **(finished.get("gpu_memory") or {})})
 
-def precheck(case: Case, found: dict) -> dict | None:
+
+def _typed(kind: type[Record], data: dict | None):
+    """A part of a case process's reply as its record (None stays None)."""
+    return kind.from_dict(data, kind.__name__) if data is not None else None
+
+
+def precheck(case: Case, found: dict) -> Result | None:
     """The record of a case that needs no process (its backend or device is not available here,
     or the backend does not run its precision), or None; ``found`` caches availability."""
     if case.backend not in found:
@@ -188,7 +207,7 @@ def _group_key(case: Case) -> Case:
     return replace(case, form="")
 
 
-def fused_speedups(runs: list[CaseRun]) -> dict[Case, dict]:
+def fused_speedups(runs: list[CaseRun]) -> dict[Case, Ratio]:
     """For each fused case with a train-time twin: train over fused from the blocks of each
     round, paired, with its 95% CI (lifetimes resampled first)."""
     by_case = {run.case: run for run in runs}
@@ -207,7 +226,7 @@ def fused_speedups(runs: list[CaseRun]) -> dict[Case, dict]:
         numerator, denominator = (train, fused) if run.case.mode == "latency" else (fused, train)
         groups = [mine[r][1] for r in common]
         ratio = paired_ratio(numerator, denominator, groups if len(set(groups)) > 1 else None)
-        found[run.case] = {"over": "train", **ratio}
+        found[run.case] = Ratio.from_dict({"over": "train", **ratio})
     return found
 
 
@@ -221,7 +240,7 @@ class Sweep:
         self.report, self.path, self.render = report, path, render
         self.on_event = on_event or (lambda *args, **kwargs: None)
         self.rng = np.random.default_rng(plan.seed)
-        self.prechecked: dict[Case, dict] = {}
+        self.prechecked: dict[Case, Result] = {}
         self.runs: list[CaseRun] = []
         self.orders: list[list[str]] = []
         self.started = time.monotonic()
@@ -239,10 +258,9 @@ class Sweep:
             if run is None or (run.status == "ok" and not (run.blocks or run.throughputs)):
                 continue  # not measured yet
             record = run.record(self.plan)
-            if case in speedups:
-                record["fused_speedup"] = speedups[case]
+            record.fused_speedup = speedups.get(case)
             results.append(record)
-        self.report["results"] = results
+        self.report["results"] = [result.to_dict() for result in results]
         reasons = set(self.stops)
         stopped = ("interrupted" if "interrupted" in reasons else "budget" if "budget" in reasons
                    else "max rounds" if "max rounds" in reasons else "converged" if reasons else "")
@@ -443,8 +461,8 @@ CHECK_ONLY = RoundsPlan(block_s=1e-6, min_rounds=1, restart_every=MAX_ROUNDS, ta
 
 
 def run_cases(cases: list[Case], settings: Settings, time_limit_s: float, plan: RoundsPlan | None = None,
-              on_event: Callable[..., None] | None = None) -> list[dict]:
-    """The result records of ``cases``, measured in rounds, without a report file."""
+              on_event: Callable[..., None] | None = None) -> list[Result]:
+    """The results of ``cases``, measured in rounds, without a report file."""
     report = {"results": []}
     run_sweep(cases, settings, plan or RoundsPlan(), time_limit_s, report, on_event=on_event)
-    return report["results"]
+    return read_results(report["results"])

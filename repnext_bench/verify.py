@@ -39,18 +39,17 @@ def backend_checks(cases: list[Case], settings: Settings, time_limit_s: float,
                    on_event: Callable[..., None] | None = None) -> Iterator[dict]:
     """Each case's output against the PyTorch fp32 train-time model, each case in its own process."""
     for result in run_cases(cases, settings, time_limit_s, CHECK_ONLY, on_event):
-        label = Case.from_dict(result["case"]).label
-        if result["status"] in ("skipped", "unavailable"):
+        label = result.label
+        if result.status in ("skipped", "unavailable"):
             yield {"check": "backend", "case": label, "precision": None, "parity": None, "tolerance": None,
-                   "ok": None, "error": f"{result['status']}: {result['error']}"}
+                   "ok": None, "error": f"{result.status}: {result.error}"}
             continue
-        if result["status"] != "ok":
+        if not result.ok:
             yield {"check": "backend", "case": label, "precision": None, "parity": None, "tolerance": None,
-                   "ok": False, "error": f"failed: {result['error']}"}
+                   "ok": False, "error": f"failed: {result.error}"}
             continue
-        precision = result["precision_effective"]
+        precision = result.precision_effective
         tolerance = TOLERANCES.get(precision)
-        error = result["parity"]
-        yield {"check": "backend", "case": label, "precision": precision, "parity": error, "tolerance": tolerance,
-               "ok": tolerance is not None and error["rel_l2"] <= tolerance,
+        yield {"check": "backend", "case": label, "precision": precision, "parity": result.parity.to_dict(),
+               "tolerance": tolerance, "ok": tolerance is not None and result.rel_l2 <= tolerance,
                "error": None if tolerance is not None else f"no tolerance for precision {precision!r}"}

@@ -89,4 +89,42 @@ def real_runs(tmp_path_factory):
     assert second.returncode == 0, second.stderr
     assert main(["run", "-v", "m0", "-b", "onnxruntime", "--batch", "1,2", *FAST, "--quiet",
                  "--output", str(folder / "c.json"), *cache]) == 0
+    assert invalid_reports(folder) == []
     return folder, first, second
+
+
+def invalid_reports(folder) -> list[str]:
+    """Every repnext-bench report (JSON with a ``schema_version``) under ``folder`` checked
+    against the published JSON Schema with a maintained validator: one line per violation."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from repnext_bench.report.schema import SCHEMA_PATH
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    problems = []
+    for path in sorted(Path(folder).rglob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # not a report (a file a test broke on purpose, a trace...)
+        if not isinstance(data, dict) or "schema_version" not in data:
+            continue
+        for error in validator.iter_errors(data):
+            problems.append(f"{path.name}: {'/'.join(map(str, error.absolute_path))}: {error.message[:200]}")
+    return problems
+
+
+@pytest.fixture(autouse=True)
+def reports_follow_the_schema(request):
+    """After each test that has a temporary folder: every report it wrote there follows the
+    report contract's JSON Schema (repnext_bench/report/report.schema.json)."""
+    checked = "tmp_path" in request.fixturenames and not request.node.get_closest_marker("malformed_reports")
+    folder = request.getfixturevalue("tmp_path") if checked else None
+    yield
+    if checked:
+        problems = invalid_reports(folder)
+        if problems:
+            pytest.fail("reports that break the JSON Schema:\n" + "\n".join(problems[:20]), pytrace=False)

@@ -4,9 +4,9 @@ import os
 
 import pytest
 import torch
+from conftest import randomize, rel_err
 
 import repnext_bench
-from conftest import randomize, rel_err
 from repnext_bench.models import CheckpointError, convert, load_checkpoint
 
 

@@ -8,7 +8,6 @@ from repnext_bench.cli import main
 from repnext_bench.report.schema import read_report, write_report
 
 
-
 @pytest.fixture(scope="module")
 def reports(real_runs):
     """The shared sweep (conftest) as the baseline, and a second real run of two of its cases
@@ -78,6 +77,7 @@ def test_threshold_option(reports, capsys, tmp_path):
     assert compare(capsys, tmp_path / "base.json", tmp_path / "slower.json", "--fail-on", "5")[0] == 1
 
 
+@pytest.mark.malformed_reports
 def test_bad_reports_are_one_line(reports, capsys, tmp_path):
     folder, (base, _) = reports
     (tmp_path / "truncated.json").write_text((folder / "a.json").read_text()[:200])

@@ -81,7 +81,7 @@ def test_run_on_linux_converts_reports_and_skips(tmp_path, capsys):
 
 def test_export_writes_the_package_and_its_manifest(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["export", "-v", "m0", "--format", "coreml", "-r", "64", "--out", str(out),
+    code = main(["export", "-v", "m0", "--format", "coreml", "-r", "64", "--output", str(out),
                  "--cache-dir", str(tmp_path / "cache")])
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -96,7 +96,7 @@ def test_export_writes_the_package_and_its_manifest(tmp_path, capsys):
     spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"
     assert main(["export", "-v", "m0", "--format", "coreml", "--coreml-format", "neuralnetwork", "-p", "fp16",
-                 "--out", str(out)]) == 2
+                 "--output", str(out)]) == 2
     assert "neuralnetwork exports fp32" in capsys.readouterr().err
 
 

@@ -15,7 +15,7 @@ from repnext_bench.cli import main
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     cache = tmp_path_factory.mktemp("cache")
-    assert main(["export", "-v", "m0", "--format", "onnx,openvino", "-r", "64", "--batch", "2", "--out", str(out),
+    assert main(["export", "-v", "m0", "--format", "onnx,openvino", "-r", "64", "--batch", "2", "--output", str(out),
                  "--cache-dir", str(cache)]) == 0
     return out, json.loads((out / "manifest.json").read_text())
 
@@ -51,7 +51,7 @@ def test_the_manifest_matches_the_files(exported):
 
 
 def test_a_typed_fp16_onnx_says_so(tmp_path):
-    assert main(["export", "-v", "m0", "--format", "onnx", "-p", "fp16", "-r", "64", "--out", str(tmp_path),
+    assert main(["export", "-v", "m0", "--format", "onnx", "-p", "fp16", "-r", "64", "--output", str(tmp_path),
                  "--cache-dir", str(tmp_path / "cache")]) == 0
     (entry,) = json.loads((tmp_path / "manifest.json").read_text())["artifacts"]
     assert entry["input"]["dtype"] == "float16"
@@ -62,15 +62,15 @@ def test_a_typed_fp16_onnx_says_so(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--format", "tflite"], "--format 'tflite' is not valid: choose from onnx, openvino, coreml, tensorrt"),
-    (["--format", "onnx", "-r", "100"], "--resolution 100 is not valid"),
+    (["--format", "onnx", "-r", "100"], "--resolution '100' is not valid"),
     (["--format", "openvino", "-p", "bf16"], "--precision bf16: openvino exports fp32, fp16"),
     (["--format", "onnx", "-v", "m9"], "unknown variant 'm9'"),
     (["--format", "onnx", "--opset", "99"], "--opset 99 is not valid: use 7 to"),
     (["--format", "coreml", "--coreml-format", "mlprogram,neuralnetwork"], "export writes one Core ML format per run"),
-    (["--format", "onnx", "--batch", "0"], "--batch 0 is not valid"),
+    (["--format", "onnx", "--batch", "0"], "--batch '0' is not valid"),
 ])
 def test_bad_export_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
-    assert main(["export", "--out", str(tmp_path), *args]) == 2
+    assert main(["export", "--output", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "manifest.json").exists()
@@ -80,7 +80,7 @@ def test_tensorrt_export_without_tensorrt_says_what_is_missing(tmp_path, capsys)
     found = availability("tensorrt")
     if found.available:
         pytest.skip("TensorRT is usable here (the GPU tests build engines)")
-    assert main(["export", "--format", "tensorrt", "--out", str(tmp_path)]) == 2
+    assert main(["export", "--format", "tensorrt", "--output", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and found.reason in err[0] and "repnext-bench[tensorrt]" in err[0]
 
@@ -92,9 +92,36 @@ def test_a_failing_exporter_is_one_line_and_keeps_the_earlier_files(tmp_path, ca
         raise RuntimeError("converter crashed\nwith a long second line")
 
     monkeypatch.setattr(ov_export, "export_openvino", broken)
-    assert main(["export", "-v", "m0", "--format", "onnx,openvino", "-r", "64", "--out", str(tmp_path),
+    assert main(["export", "-v", "m0", "--format", "onnx,openvino", "-r", "64", "--output", str(tmp_path),
                  "--cache-dir", str(tmp_path / "cache")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: exporting m0-fused-64px as openvino failed: RuntimeError: converter crashed"]
     (entry,) = json.loads((tmp_path / "manifest.json").read_text())["artifacts"]
     assert entry["format"] == "onnx" and (tmp_path / entry["files"][0]).is_file()
+
+
+def test_output_names_the_folder_under_either_spelling(tmp_path, capsys):
+    """--output/-o, as in every command that writes; the old --out is gone."""
+    for flag in ("--output", "-o"):
+        out = tmp_path / flag.strip("-")
+        assert main(["export", "-v", "m0", "--format", "onnx", "-r", "64", flag, str(out),
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+        (entry,) = json.loads((out / "manifest.json").read_text())["artifacts"]
+        assert (out / entry["files"][0]).is_file() and f"manifest: {out / 'manifest.json'}" in capsys.readouterr().out
+    assert main(["export", "--format", "onnx", "--out", str(tmp_path / "old")]) == 2
+    assert "No such option: --out" in capsys.readouterr().err and not (tmp_path / "old").exists()
+    assert main(["export", "--format", "onnx", "-o", "/proc/forbidden"]) == 2
+    assert "--output /proc/forbidden/manifest.json: cannot write there" in capsys.readouterr().err
+
+
+def test_the_manifest_helpers_moved_out_of_the_command(tmp_path):
+    from repnext_bench.export.manifest import FORMATS, digest, precisions
+
+    assert FORMATS == ("onnx", "openvino", "coreml", "tensorrt")
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "sub" / "w.bin").write_bytes(b"abc")
+    (tmp_path / "one.bin").write_bytes(b"abc")
+    assert digest(tmp_path / "one.bin") == hashlib.sha256(b"abc").hexdigest()
+    assert digest(tmp_path / "pkg") == hashlib.sha256(b"sub/w.bin" + b"abc").hexdigest()
+    assert precisions("onnx", "mlprogram") == (("fp32", "fp16"), "fp32")
+    assert precisions("coreml", "neuralnetwork") == (("fp32",), "fp32")

@@ -28,12 +28,12 @@ def torch_cases(*variants):
 def test_crash_and_oom_are_recorded_and_the_sweep_goes_on(monkeypatch, tmp_path):
     monkeypatch.setenv(FAULT_ENV, "segfault@M0,oom@M2,killed@M3")
     results = run_cases(torch_cases("M0", "M2", "M3", "M0E"), Settings(SETTINGS, cache_dir=str(tmp_path)), 120, ROUNDS)
-    by_variant = {r["case"]["variant"]: r for r in results}
-    assert [r["status"] for r in results] == ["failed"] * 3 + ["ok"]
-    assert "segmentation fault (SIGSEGV)" in by_variant["M0"]["error"]
-    assert by_variant["M2"]["error"].startswith("out of memory")
-    assert "SIGKILL" in by_variant["M3"]["error"] and "out-of-memory" in by_variant["M3"]["error"]
-    assert by_variant["M0E"]["latency_ms"]["n"] >= 3 and by_variant["M0E"]["rounds"]["blocks"] >= 2
+    by_variant = {r.case.variant: r for r in results}
+    assert [r.status for r in results] == ["failed"] * 3 + ["ok"]
+    assert "segmentation fault (SIGSEGV)" in by_variant["M0"].error
+    assert by_variant["M2"].error.startswith("out of memory")
+    assert "SIGKILL" in by_variant["M3"].error and "out-of-memory" in by_variant["M3"].error
+    assert by_variant["M0E"].latency_ms.n >= 3 and by_variant["M0E"].rounds.blocks >= 2
 
 
 def test_a_hang_is_stopped_at_the_time_limit_and_the_sweep_goes_on(monkeypatch, tmp_path):
@@ -43,13 +43,13 @@ def test_a_hang_is_stopped_at_the_time_limit_and_the_sweep_goes_on(monkeypatch, 
     started = time.monotonic()
     (calibration,) = run_cases(torch_cases("M0"), settings, 120, ROUNDS)
     healthy_s = time.monotonic() - started
-    assert calibration["status"] == "ok"
+    assert calibration.ok
     limit = round(max(3.0, 2.5 * healthy_s), 1)
     monkeypatch.setenv(FAULT_ENV, "hang@M1")
     started = time.monotonic()
     hung, after = run_cases(torch_cases("M1", "M0"), settings, limit, ROUNDS)
-    assert hung["status"] == "failed" and f"time limit of {limit:g} s" in hung["error"]
-    assert after["status"] == "ok" and after["latency_ms"]["n"] >= 3
+    assert hung.status == "failed" and f"time limit of {limit:g} s" in hung.error
+    assert after.ok and after.latency_ms.n >= 3
     assert time.monotonic() - started < limit + 2 * healthy_s + 10  # stopped, not waited out
 
 
@@ -57,8 +57,8 @@ def test_an_exception_in_a_case_is_its_error(monkeypatch, tmp_path):
     monkeypatch.setenv(FAULT_ENV, "error")
     case = expand(["M0"], ["train"], [("onnxruntime", "cpu")], ["fp32"], [1], [64], [1], ["latency"])
     (result,) = run_cases(case, Settings(SETTINGS, cache_dir=str(tmp_path)), 60, ROUNDS)
-    assert result["status"] == "failed" and result["error"] == "RuntimeError: injected failure"
-    assert "_fail" in result["traceback"]
+    assert result.status == "failed" and result.error == "RuntimeError: injected failure"
+    assert "_fail" in result.traceback
 
 
 def test_ctrl_c_keeps_the_finished_blocks(tmp_path):

@@ -1,9 +1,9 @@
 """Each fusion step on its own, checked on outputs: stride 1 and 2, with and without bias."""
 import pytest
 import torch
+from conftest import randomize, rel_err
 from torch import nn
 
-from conftest import randomize, rel_err
 from repnext_bench.models.fusion import (
     bn_affine,
     compose_serial,

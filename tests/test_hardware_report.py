@@ -10,7 +10,6 @@ from repnext_bench.hardware.merge import merge, ship
 from repnext_bench.report.schema import read_report, write_report
 
 
-
 @pytest.fixture(scope="module")
 def reports(real_runs, tmp_path_factory):
     """The two shared real runs (conftest), with different settings; the second also as if from
@@ -76,7 +75,7 @@ def test_fused_speedup_in_the_best_latency_table_has_its_ci(reports):
 
 def test_markdown_tables_line_up(reports, capsys):
     out = reports / "cmp.md"
-    assert main(["report", str(reports / "a.json"), str(reports / "other.json"), "--format", "md", "--out", str(out),
+    assert main(["report", str(reports / "a.json"), str(reports / "other.json"), "--format", "md", "--output", str(out),
                  "--label", "this VM", "--label", "the other"]) == 0
     text = out.read_text()
     table = [line for line in text.split("### Best latency")[1].split("###")[0].splitlines() if line.startswith("|")]
@@ -92,7 +91,7 @@ def test_markdown_tables_line_up(reports, capsys):
 
 def test_html_is_self_contained_and_embeds_the_plots(reports, capsys):
     out = reports / "cmp.html"
-    assert main(["report", str(reports / "a.json"), str(reports / "b.json"), "--out", str(out)]) == 0
+    assert main(["report", str(reports / "a.json"), str(reports / "b.json"), "--output", str(out)]) == 0
     page = out.read_text()
     assert page.count('src="data:image/png;base64,') == 3
     assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
@@ -101,11 +100,13 @@ def test_html_is_self_contained_and_embeds_the_plots(reports, capsys):
 
 def test_csv_has_every_merged_case(reports, capsys):
     out = reports / "cmp.csv"
-    assert main(["report", str(reports / "a.json"), str(reports / "b.json"), "--format", "csv", "--out", str(out)]) == 0
+    files = [str(reports / "a.json"), str(reports / "b.json")]
+    assert main(["report", *files, "--format", "csv", "--output", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8 + 4 and {r["backend"] for r in rows} == {"onnxruntime", "torch", "openvino"}
 
 
+@pytest.mark.malformed_reports
 def test_bad_inputs_are_one_line(reports, capsys, tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     wrong = read_report(reports / "a.json")
@@ -120,7 +121,7 @@ def test_bad_inputs_are_one_line(reports, capsys, tmp_path):
                           ([str(tmp_path / "profile.json")], "a profile report"),
                           ([str(reports / "a.json"), "--format", "pdf"], "--format"),
                           ([str(reports / "a.json"), "--label", "x", "--label", "y"], "one per report")]:
-        assert main(["report", *args, "--out", str(tmp_path / "x.html")]) == 2
+        assert main(["report", *args, "--output", str(tmp_path / "x.html")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
 

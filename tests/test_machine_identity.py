@@ -72,7 +72,7 @@ def test_one_machine_twice_keeps_every_run_and_pools_them(runs, tmp_path):
     out = tmp_path / "both.csv"
     write_report(report, tmp_path / "first.json")
     assert main(["report", str(tmp_path / "first.json"), str(tmp_path / "second.json"), "--format", "csv",
-                 "--out", str(out)]) == 0
+                 "--output", str(out)]) == 0
     assert len(list(csv.DictReader(out.open()))) == 2 * len(report["results"])  # every input row
     from repnext_bench.hardware.merge import coverage
 

@@ -178,7 +178,7 @@ def test_usage_errors_import_no_runtime(args):
 def test_report_and_compare_import_no_runtime(real_runs, tmp_path):
     folder, _, _ = real_runs
     code, heavy, err = answer_without_heavy_imports(["report", str(folder / "a.json"), "--format", "csv",
-                                                     "--out", str(tmp_path / "a.csv")])
+                                                     "--output", str(tmp_path / "a.csv")])
     assert code == 0 and heavy == [], err
     code, heavy, err = answer_without_heavy_imports(["compare", str(folder / "a.json"), str(folder / "c.json")])
     assert code in (0, 1, 3) and heavy == [], err

@@ -7,7 +7,7 @@ from repnext_bench.cli import main
 from repnext_bench.profiling.attribution import COMPONENTS
 from repnext_bench.report.schema import read_report
 
-FAST = ["--variant", "m0", "--form", "train,fused", "--resolution", "64", "--iterations", "3", "--duration", "0.05"]
+FAST = ["--variants", "m0", "--forms", "train,fused", "--resolution", "64", "--iterations", "3", "--duration", "0.05"]
 STAGES = ["stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
 
 
@@ -65,7 +65,8 @@ def test_json_holds_the_per_node_list(profiled):
 def test_fused_token_mixers_have_fewer_nodes(profiled):
     _, report, _ = profiled
     train, fused = (result["summary"]["by_component"] for result in report["results"])
-    mixer = {form: next(r for r in rows if r["name"] == "token mixer") for form, rows in (("train", train), ("fused", fused))}
+    mixer = {form: next(r for r in rows if r["name"] == "token mixer")
+             for form, rows in (("train", train), ("fused", fused))}
     assert mixer["fused"]["nodes"] < mixer["train"]["nodes"]
     assert mixer["fused"]["macs"] < mixer["train"]["macs"]
 
@@ -80,7 +81,7 @@ def test_trace_opens_as_a_chrome_trace(profiled):
 def test_openvino_reports_bf16_kernels_when_it_chooses(tmp_path, capsys, exercised):
     """With --precision auto OpenVINO picks bf16 on a CPU that has it (f16 on Arm with fp16, else
     f32); the per-layer view shows what it picked, read from the runtime model on every CPU."""
-    code = main(["profile", "--backend", "openvino", "--variant", "m0", "--resolution", "64", "--iterations", "2",
+    code = main(["profile", "--backend", "openvino", "--variants", "m0", "--resolution", "64", "--iterations", "2",
                  "--duration", "0", "--precision", "auto", "--json", "--output", str(tmp_path / "p.json"),
                  "--cache-dir", str(tmp_path / "cache")])
     assert code == 0

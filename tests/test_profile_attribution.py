@@ -14,7 +14,8 @@ from repnext_bench.profiling.trace import chrome_trace
      ("stage 1", "block 2", "token mixer", "small")),
     ("/stages/stages.2/blocks/blocks.0/token_mixer/conv_l/conv_l.0/Conv", "Conv",
      ("stage 3", "block 1", "token mixer", "large")),
-    ("/stages/stages.2/blocks/blocks.0/token_mixer/Concat", "Concat", ("stage 3", "block 1", "token mixer", "split/concat")),
+    ("/stages/stages.2/blocks/blocks.0/token_mixer/Concat", "Concat",
+     ("stage 3", "block 1", "token mixer", "split/concat")),
     ("/stages/stages.1/blocks/blocks.3/channel_mixer/channel_mixer.0/conv/Conv_output_0_nchwc", "Conv",
      ("stage 2", "block 4", "channel mixer", "")),
     ("/stages/stages.1/blocks/blocks.0/norm/BatchNormalization", "BatchNormalization",
@@ -37,7 +38,8 @@ def test_place_of_names_from_every_runtime(name, op_type, expected):
     assert (place.stage, place.block, place.component, place.part) == expected
 
 
-@pytest.mark.parametrize("name", ["ReorderInput_token_12", "Reshape_token_3", "Gelu_token_0", "logits", "Multiply_79959"])
+@pytest.mark.parametrize("name", ["ReorderInput_token_12", "Reshape_token_3", "Gelu_token_0", "logits",
+                                  "Multiply_79959"])
 def test_names_without_a_path_are_not_guessed(name):
     assert place_of(name) is None
 

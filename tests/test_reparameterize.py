@@ -1,10 +1,10 @@
 """The fused form of every variant computes what the train-time form computes."""
 import pytest
 import torch
+from conftest import randomize, rel_err
 from torch import nn
 
 import repnext_bench
-from conftest import randomize, rel_err
 from repnext_bench.models import all_variants, convert
 from repnext_bench.models.layers import ChunkConv, ChunkConvE, ConvNorm, CopyConv, CopyConvE, RepDWConvM, RepDWConvS
 

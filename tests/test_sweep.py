@@ -10,8 +10,8 @@ from repnext_bench.case_process import CaseProcess
 from repnext_bench.cases import Case, expand
 from repnext_bench.lifecycle import Settings
 from repnext_bench.measure.rounds import paired_ratio, summarize_rounds
-from repnext_bench.report.results import NO_CLEAR_DIFFERENCE, ratio_text
 from repnext_bench.measure.timing import TimingPlan
+from repnext_bench.report.results import NO_CLEAR_DIFFERENCE, ratio_text
 from repnext_bench.sweep import CaseRun, RoundsPlan, Sweep, fused_speedups, run_sweep
 
 SETTINGS = TimingPlan(warmup_s=0, warmup_iters=1)
@@ -102,8 +102,8 @@ def test_a_case_that_fails_after_some_blocks_is_no_result():
     run.add_block({"samples_ms": [1.0, 1.1], "completed": 2, "wall_s": 0.0021}, 0, 0)
     run.fail("failed", "the case's process crashed with a segmentation fault (SIGSEGV)")
     record = run.record(RoundsPlan())
-    assert record["status"] == "failed" and record["latency_ms"] is None and record["throughput_ips"] is None
-    assert record["samples_ms"] == [1.0, 1.1] and record["rounds"]["blocks"] == 1  # kept for reading
+    assert record.status == "failed" and record.latency_ms is None and record.throughput_ips is None
+    assert record.samples_ms == [1.0, 1.1] and record.rounds.blocks == 1  # kept for reading
 
 
 def test_unpaired_ratio_knows_rounds_differ():
@@ -186,5 +186,5 @@ def test_fused_speedups_pair_blocks_of_the_same_round():
     fused.block_rounds.append(4)
     fused.block_lifetimes.append(2)
     (found,) = fused_speedups([train, fused]).values()
-    assert found["ratio"] == pytest.approx(2.0) and found["n"] == 4 and found["ci95"] == pytest.approx([2.0, 2.0])
+    assert found.ratio == pytest.approx(2.0) and found.n == 4 and found.ci95 == pytest.approx([2.0, 2.0])
     assert math.isinf(CaseRun(Case("M0", "fused", "torch", "cpu", "fp32", 1, 64, 1, "latency")).spread())

@@ -30,7 +30,7 @@ def test_verify_passes_on_real_backends(capsys, cache, exercised):
                for c in checks if c["check"] == "backend"}
     assert len(outcome) == 3 * 2  # backends x precisions
     openvino_bf16 = "BF16" in cpu_capabilities()
-    for (backend, form, precision), check in outcome.items():
+    for (backend, _form, precision), check in outcome.items():
         # torch runs bf16 on every CPU; onnxruntime's CPU provider never; OpenVINO where it lists BF16
         runs = precision == "fp32" or backend == "torch" or backend == "openvino" and openvino_bf16
         if runs:

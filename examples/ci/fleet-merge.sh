@@ -24,4 +24,4 @@ if [ ${#reports[@]} -eq 0 ]; then
   echo "$0: no *.json report under $dir" >&2
   exit 2
 fi
-repnext-bench report "${reports[@]}" "${labels[@]}" --format html --out "$out"
+repnext-bench report "${reports[@]}" "${labels[@]}" --format html --output "$out"

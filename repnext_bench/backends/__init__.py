@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from ..cases import Case
-from ..export import ExportCache
+from ..export import Artifact, ExportCache
 from ..measure.timing import TimingPlan, measure, warm_up
 
 # name -> "module:Class"; the classes live in this package, one module per backend
@@ -30,12 +30,16 @@ BACKENDS = {
 
 class CaseSkipped(Exception):
     """Raised by a backend that finds, once loaded, that it cannot run a case (e.g. no bf16 on this CPU).
-    ``exported`` says that the artifact made before the skip is a result of its own (a Core ML
-    model converted where it cannot be run), to be reported with the case."""
+    ``artifact`` is what the backend exported or reused before it found out (None if nothing);
+    ``exported`` says that this artifact is a result of its own (a Core ML model converted where
+    it cannot be run), to be reported with the case. ``model`` (params, MACs, form) is set by
+    the lifecycle, which knows the model."""
 
-    def __init__(self, reason: str, *, exported: bool = False) -> None:
+    def __init__(self, reason: str, *, artifact: Artifact | None = None, exported: bool = False) -> None:
         super().__init__(reason)
+        self.artifact = artifact
         self.exported = exported
+        self.model: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,64 @@ class Availability:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrepareContext:
-    """What a backend may need beyond the model: the export cache and export settings."""
+    """What a backend may need beyond the model: the export cache and export settings, and
+    whether to set the runtime's own profiler up (for :meth:`Session.profile`)."""
 
     cache: ExportCache
     opset: int
     weights: str  # hash of the model's weights, part of every artifact's cache key
-    artifact: dict | None = None  # filled by backends that export: path, size, cache hit, export time
+    profiling: bool = False
+
+
+@dataclass(frozen=True)
+class Description:
+    """What actually ran. ``facts`` holds what only this backend knows (providers, placement,
+    streams, CUDA graphs, ...); ``threads`` is None where the runtime has no thread count."""
+
+    precision_effective: str
+    device: str
+    threads: int | None = None
+    versions: dict[str, object] = field(default_factory=dict)  # library -> version (cuDNN gives an int)
+    facts: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The plain-JSON form that the case process replies with and reports keep."""
+        threads = {} if self.threads is None else {"threads": self.threads}
+        return {"precision_effective": self.precision_effective, "device": self.device, **threads,
+                **self.facts, "versions": dict(self.versions)}
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """Peak GPU memory of the case (MiB), from torch's allocator counters; TensorRT adds what its
+    own allocations took, which those counters do not see."""
+
+    peak_allocated_mb: float
+    peak_reserved_mb: float
+    trt_activation_mb: float | None = None
+    trt_load_added_mb: float | None = None
+
+    def to_dict(self) -> dict:
+        """The plain-JSON form that goes into a result's ``memory``."""
+        found = {"gpu_peak_allocated_mb": self.peak_allocated_mb, "gpu_peak_reserved_mb": self.peak_reserved_mb,
+                 "trt_activation_mb": self.trt_activation_mb, "trt_load_added_mb": self.trt_load_added_mb}
+        return {key: value for key, value in found.items() if value is not None}
+
+
+@dataclass
+class RuntimeProfile:
+    """What a runtime's own profiler saw over the profiled inferences: per node (name, op_type,
+    kernel, precision, shapes, and totals over the inferences: time_ms, calls), the host time
+    of each inference, the runtime's own time per inference where it reports one (and what that
+    time covers), and the runtime's graph (node -> (producers, consumers)) where it has one."""
+
+    nodes: list[dict]
+    wall_ms: list[float]
+    runtime_ms: list[float] | None = None
+    runtime_total: str | None = None
+    graph: dict[str, tuple[list[str], list[str]]] | None = None
 
 
 class Session(ABC):
@@ -77,8 +131,12 @@ class Session(ABC):
         """The output of the last run, as float32 logits."""
 
     @abstractmethod
-    def describe(self) -> dict:
-        """What actually ran: ``precision_effective``, threads, provider or device, and so on."""
+    def describe(self) -> Description:
+        """What actually ran: effective precision, device, threads, versions, and the backend's own facts."""
+
+    def gpu_memory(self) -> GpuMemory | None:
+        """Peak GPU memory so far, on backends that run on a GPU; None elsewhere."""
+        return None
 
     def throughput(self, plan: TimingPlan) -> tuple[int, float, dict]:
         """(completed inferences, wall seconds, concurrency). One request in flight unless a
@@ -87,8 +145,22 @@ class Session(ABC):
         samples, wall = measure(self.run, plan)
         return len(samples), wall, {"streams": 1, "requests": 1}
 
-    def close(self) -> None:
+    def profile(self, iterations: int) -> RuntimeProfile:
+        """``iterations`` inferences (after a few unprofiled ones) under the runtime's own
+        profiler, on a session prepared with ``PrepareContext(profiling=True)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no profiler")
+
+    def close(self) -> None:  # noqa: B027 (optional: most runtimes free their resources with the session)
         """Release the runtime's resources; closing twice must be harmless."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What :meth:`Backend.prepare` gives back: the loaded session, and the artifact it exported
+    or reused from the cache (None for a backend that runs the PyTorch model itself)."""
+
+    session: Session
+    artifact: Artifact | None = None
 
 
 class Backend(ABC):
@@ -137,8 +209,9 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
-        """Load ``model`` (a RepNeXt in the case's form, fp32) and bind ``images`` as its input."""
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
+        """Load ``model`` (a RepNeXt in the case's form, fp32) and bind ``images`` as its input;
+        raise :class:`CaseSkipped` (with the artifact made so far) where it cannot run the case."""
 
 
 def get_backend(name: str) -> Backend:

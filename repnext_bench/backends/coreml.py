@@ -9,21 +9,21 @@ import platform
 import numpy as np
 
 from ..cases import Case
-from ..export import INPUT_NAME, OUTPUT_NAME
+from ..export import INPUT_NAME, OUTPUT_NAME, Artifact
 from ..export.coreml import FORMATS, PRECISIONS, export_coreml, import_coremltools, resolve_precision
-from . import Availability, Backend, CaseSkipped, PrepareContext, Session
+from . import Availability, Backend, CaseSkipped, Description, PrepareContext, Prepared, Session
 
 COMPUTE_UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}
 NOT_MACOS = "Core ML prediction needs macOS (this is {system}): the model was converted and is reported, not timed"
 
 
 class CoreMLSession(Session):
-    def __init__(self, mlmodel, images: np.ndarray, compute_units: str, artifact: dict, version: str) -> None:
+    def __init__(self, mlmodel, images: np.ndarray, compute_units: str, artifact: Artifact, version: str) -> None:
         self.inputs = {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)}
         self._predict = mlmodel.predict
         self._out = None
         self.compute_units = compute_units
-        self.artifact = artifact
+        self.info = artifact.info  # what the conversion found: format, target, precision
         self.version = version
 
     def run(self) -> None:
@@ -32,17 +32,13 @@ class CoreMLSession(Session):
     def output(self) -> np.ndarray:
         return np.asarray(self._out[OUTPUT_NAME], dtype=np.float32)
 
-    def describe(self) -> dict:
-        return {
-            # Core ML does not say where each op ran; the Neural Engine computes in fp16 whatever
-            # the program holds, so this is the program's precision, not a guarantee per unit
-            "precision_effective": self.artifact["compute_precision"],
-            "device": self.compute_units,
-            "compute_units": COMPUTE_UNITS[self.compute_units],
-            "model_format": self.artifact["model_format"],
-            "target": self.artifact["target"],
-            "versions": {"coremltools": self.version, "macos": platform.mac_ver()[0]},
-        }
+    def describe(self) -> Description:
+        # Core ML does not say where each op ran; the Neural Engine computes in fp16 whatever
+        # the program holds, so this is the program's precision, not a guarantee per unit
+        return Description(self.info["compute_precision"], self.compute_units, None,
+                           {"coremltools": self.version, "macos": platform.mac_ver()[0]},
+                           {"compute_units": COMPUTE_UNITS[self.compute_units],
+                            "model_format": self.info["model_format"], "target": self.info["target"]})
 
 
 class CoreMLBackend(Backend):
@@ -62,15 +58,14 @@ class CoreMLBackend(Backend):
     def precisions_for(self, case: Case) -> tuple[str, ...]:
         return (*PRECISIONS[dict(case.options).get("coreml_format", FORMATS[0])], "auto")
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         model_format = dict(case.options).get("coreml_format", FORMATS[0])
         precision = resolve_precision(model_format, case.precision)
         artifact = export_coreml(model, case.batch, case.resolution, model_format, precision, context.cache,
                                  context.weights)
-        context.artifact = artifact.describe()
         if platform.system() != "Darwin":
-            raise CaseSkipped(NOT_MACOS.format(system=platform.system()), exported=True)
+            raise CaseSkipped(NOT_MACOS.format(system=platform.system()), artifact=artifact, exported=True)
         ct = import_coremltools()
         units = getattr(ct.ComputeUnit, COMPUTE_UNITS[case.device])
         mlmodel = ct.models.MLModel(str(artifact.path), compute_units=units)
-        return CoreMLSession(mlmodel, images, case.device, context.artifact, ct.__version__)
+        return Prepared(CoreMLSession(mlmodel, images, case.device, artifact, ct.__version__), artifact)

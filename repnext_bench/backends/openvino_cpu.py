@@ -9,7 +9,7 @@ import numpy as np
 from ..cases import Case
 from ..export import export_onnx
 from ..measure.timing import TimingPlan
-from . import Backend, CaseSkipped, PrepareContext, Session
+from . import Backend, CaseSkipped, Description, PrepareContext, Prepared, RuntimeProfile, Session
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
@@ -32,12 +32,13 @@ def precision_problem(precision: str, capabilities: list[str]) -> str | None:
 
 
 class OpenVinoSession(Session):
-    def __init__(self, compiled, images: np.ndarray, hint: str) -> None:
+    def __init__(self, compiled, images: np.ndarray, hint: str, profiling: bool = False) -> None:
         import openvino as ov
 
         self._ov = ov
         self.compiled = compiled
         self.hint = hint
+        self.profiling = profiling  # compiled with PERF_COUNT: the per-layer counters are kept
         self.images = np.ascontiguousarray(images, dtype=np.float32)
         self.request = compiled.create_infer_request()
         self.request.set_input_tensor(ov.Tensor(self.images, shared_memory=True))
@@ -49,18 +50,21 @@ class OpenVinoSession(Session):
     def output(self) -> np.ndarray:
         return np.asarray(self.request.get_output_tensor().data, dtype=np.float32)
 
-    def describe(self) -> dict:
+    def describe(self) -> Description:
         get = self.compiled.get_property
         precision = get("INFERENCE_PRECISION_HINT").get_type_name()
-        return {
-            "precision_effective": _NAMES.get(precision, precision),
-            "device": "cpu",
-            "device_name": self._ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
-            "threads": int(get("INFERENCE_NUM_THREADS")),
-            "streams": int(get("NUM_STREAMS")),
-            "performance_hint": self.hint,
-            "versions": {"openvino": self._ov.get_version()},
-        }
+        return Description(_NAMES.get(precision, precision), "cpu", int(get("INFERENCE_NUM_THREADS")),
+                           {"openvino": self._ov.get_version()},
+                           {"device_name": self._ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
+                            "streams": int(get("NUM_STREAMS")), "performance_hint": self.hint})
+
+    def profile(self, iterations: int) -> RuntimeProfile:
+        """OpenVINO's per-layer performance counters over ``iterations`` inferences."""
+        from ..profiling.ov_layers import profile_compiled
+
+        if not self.profiling:
+            raise RuntimeError("this session was not prepared for profiling (PrepareContext.profiling)")
+        return profile_compiled(self.compiled, self.request, self.run, iterations)
 
     def throughput(self, plan: TimingPlan) -> tuple[int, float, dict]:
         """An asynchronous queue of the compiled model's optimal number of requests, kept full."""
@@ -88,9 +92,8 @@ class OpenVinoBackend(Backend):
     distribution = "openvino"
     precisions = ("fp32", "bf16", "fp16", "auto")
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext,
-                extra_config: dict | None = None) -> OpenVinoSession:
-        """Compile for the case (``extra_config`` adds CPU properties, e.g. PERF_COUNT for profiling)."""
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
+        """Compile for the case (with the per-layer counters on, PERF_COUNT, for profiling)."""
         import openvino as ov
 
         core = ov.Core()
@@ -98,12 +101,12 @@ class OpenVinoBackend(Backend):
         if problem:
             raise CaseSkipped(problem)
         artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
-        context.artifact = artifact.describe()
         network = core.read_model(str(artifact.path))
         network.reshape({network.inputs[0]: list(images.shape)})  # static shape, as benchmark_app -shape
         config = compile_config(case)
-        compiled = core.compile_model(network, "CPU", {**config, **(extra_config or {})})
-        return OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"])
+        profiling = {"PERF_COUNT": True} if context.profiling else {}
+        compiled = core.compile_model(network, "CPU", {**config, **profiling})
+        return Prepared(OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"], context.profiling), artifact)
 
 
 def compile_config(case: Case) -> dict[str, str]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME, export_onnx
-from . import Availability, Backend, CaseSkipped, PrepareContext, Session
+from ..measure.timing import timed_runs
+from . import Availability, Backend, CaseSkipped, Description, PrepareContext, Prepared, RuntimeProfile, Session
+from .capabilities import gpu_precision, has_tf32_cores, tf32_allowed
 
 OPTIMIZATION_LEVEL = "ORT_ENABLE_ALL"
 _ELEMENT_TYPES = {"tensor(float)": "fp32", "tensor(float16)": "fp16", "tensor(bfloat16)": "bf16"}
@@ -28,27 +31,47 @@ GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxr
 _SUFFIX = "_kernel_time"
 
 
+@dataclass(frozen=True)
+class KernelEvent:
+    """One node's kernel run in an ONNX Runtime profile (times in microseconds)."""
+
+    node: str  # the node's name
+    provider: str | None  # the execution provider that ran it
+    start_us: int
+    duration_us: int
+    args: dict = field(default_factory=dict)  # the rest ORT says of it: op_name, input/output types and shapes
+
+
+@dataclass(frozen=True)
+class OrtProfile:
+    kernels: list[KernelEvent]  # in the order they ran
+    runs: list[tuple[int, int]]  # (start, duration) in microseconds of each inference (``model_run``)
+
+
+def parse_profile(events: list[dict]) -> OrtProfile:
+    """The node kernels and the inferences of an ONNX Runtime profile (its JSON event list):
+    the one reader of these events, for the node placement here and for the profiler."""
+    kernels, runs = [], []
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") == "Node" and name.endswith(_SUFFIX):
+            args = event.get("args", {})
+            kernels.append(KernelEvent(name[: -len(_SUFFIX)], args.get("provider"), event.get("ts", 0),
+                                       event.get("dur", 0), args))
+        elif name == "model_run":
+            runs.append((event.get("ts", 0), event.get("dur", 0)))
+    return OrtProfile(kernels, runs)
+
+
 def node_placement(events: list[dict]) -> dict[str, list[str]]:
     """provider -> names of the nodes it ran, from an ONNX Runtime profile (each node once)."""
     placement: dict[str, list[str]] = {}
     seen = set()
-    for event in events:
-        name = event.get("name", "")
-        if event.get("cat") == "Node" and name.endswith(_SUFFIX) and name not in seen:
-            seen.add(name)
-            placement.setdefault(event.get("args", {}).get("provider", "?"), []).append(name[: -len(_SUFFIX)])
+    for kernel in parse_profile(events).kernels:
+        if kernel.node not in seen:
+            seen.add(kernel.node)
+            placement.setdefault(kernel.provider or "?", []).append(kernel.node)
     return placement
-
-
-def _tf32_gpu() -> bool:
-    """Whether GPU 0 has TF32 tensor cores, asked through torch when it is a CUDA build."""
-    from .torch_cuda import ampere_or_newer, cuda_problem
-
-    if cuda_problem():
-        return False
-    import torch
-
-    return ampere_or_newer(torch)
 
 
 def provider_list(device: str, precision: str, cache_root: Path) -> list:
@@ -62,30 +85,33 @@ def provider_list(device: str, precision: str, cache_root: Path) -> list:
             "trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(engines), "trt_timing_cache_enable": True,
             "trt_timing_cache_path": str(engines)}))
-    if device in ("cuda", "tensorrt"):  # fp32 means fp32: the CUDA provider allows TF32 unless told
-        providers.append((PROVIDERS["cuda"], {"use_tf32": "0"} if precision == "fp32" else {}))
+    if device in ("cuda", "tensorrt"):  # the CUDA provider uses TF32 unless told not to
+        providers.append((PROVIDERS["cuda"], {} if tf32_allowed(precision) else {"use_tf32": "0"}))
     return [*providers, PROVIDERS["cpu"]]
 
 
-def record_placement(session: OnnxRuntimeSession) -> None:
-    """One inference on a session created with the profiler on (it also builds what a provider
-    builds lazily, such as TensorRT engines); then the profile's node placement is kept and the
-    profiler ended, so that it records nothing more."""
-    session.run()
-    profile = session.session.end_profiling()
-    session.placement = node_placement(json.loads(Path(profile).read_text()))
-    os.remove(profile)
+def provider_problem(device: str, providers: list[str]) -> str | None:
+    """Why a session created for ``device`` would not run there: ONNX Runtime falls back to the
+    providers behind the one asked for (in the end the CPU) when it cannot create it."""
+    wanted = PROVIDERS[device]
+    if wanted in providers:
+        return None
+    return (f"ONNX Runtime could not create {wanted} here and would run everything on "
+            f"{', '.join(providers)} (see its warning above)")
 
 
 class OnnxRuntimeSession(Session):
     def __init__(self, session, images: np.ndarray, num_classes: int, device: str = "cpu",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", profiling: bool = False, optimized_path: str | None = None) -> None:
         import onnxruntime as ort
 
-        self.session = session
+        self.session = session  # the onnxruntime.InferenceSession
         self.device = device
         self.precision = precision
         self.placement: dict[str, list[str]] | None = None
+        self.optimized_path = optimized_path  # where the graph as optimized was saved, if asked
+        self.profiling = profiling  # ORT's profiler is recording
+        self.folder: tempfile.TemporaryDirectory | None = None  # the profile's and graph's, removed at close
         self._version = ort.__version__
         self.images = np.ascontiguousarray(images, dtype=np.float32)
         self._out = np.empty((images.shape[0], num_classes), dtype=np.float32)
@@ -100,27 +126,57 @@ class OnnxRuntimeSession(Session):
     def output(self) -> np.ndarray:
         return self._out
 
-    def describe(self) -> dict:
+    def end_profiling(self) -> list[dict]:
+        """Stop ORT's profiler (it records nothing after this) and return its events; the
+        profile file is removed."""
+        if not self.profiling:
+            raise RuntimeError("this session was created without ONNX Runtime's profiler")
+        self.profiling = False
+        path = self.session.end_profiling()
+        events = json.loads(Path(path).read_text())
+        os.remove(path)
+        return events
+
+    def record_placement(self) -> None:
+        """One inference with the profiler on (it also builds what a provider builds lazily,
+        such as TensorRT engines); then the profile's node placement is kept and the profiler
+        ended, so that it records nothing more."""
+        self.run()
+        self.placement = node_placement(self.end_profiling())
+
+    def profile(self, iterations: int) -> RuntimeProfile:
+        """Per-node kernel time, op type and provider from ORT's profiler over ``iterations``
+        inferences; the graph as optimized places the nodes ORT adds (layout reorders)."""
+        from ..profiling.ort_nodes import graph_of, node_records
+
+        if not self.profiling or not self.optimized_path:
+            raise RuntimeError("this session was not prepared for profiling (PrepareContext.profiling)")
+        wall_ms = timed_runs(self.run, iterations)
+        nodes, runtime_ms = node_records(parse_profile(self.end_profiling()), iterations)
+        return RuntimeProfile(nodes, wall_ms, runtime_ms, "ONNX Runtime's own model_run time per inference",
+                              graph_of(Path(self.optimized_path)))
+
+    def describe(self) -> Description:
         options = self.session.get_session_options()
         element = self.session.get_outputs()[0].type  # e.g. "tensor(float)": what the graph computes in
-        description = {
-            "precision_effective": _ELEMENT_TYPES.get(element, element),
-            "device": self.device,
-            "threads": options.intra_op_num_threads,
-            "providers": self.session.get_providers(),
-            "graph_optimization_level": OPTIMIZATION_LEVEL,
-            "versions": {"onnxruntime": self._version},
-        }
-        if self.device == "tensorrt" and self.precision == "fp16":
-            description["precision_effective"] = "fp16"
-            description["precision_note"] = "fp16 enabled: TensorRT picks fp16 or fp32 kernels layer by layer"
-        elif self.device != "cpu" and (self.device == "tensorrt" or self.precision == "auto") and _tf32_gpu():
-            # TensorRT (which has no switch for it here) and the CUDA provider's default use TF32
-            description["precision_effective"] = "tf32"
+        precision = _ELEMENT_TYPES.get(element, element)
+        facts: dict = {"providers": self.session.get_providers(), "graph_optimization_level": OPTIMIZATION_LEVEL}
+        if self.device != "cpu":  # TensorRT has no switch for TF32 here; the CUDA provider has
+            on_gpu = gpu_precision(self.precision, has_tf32_cores(), tf32_switchable=self.device != "tensorrt")
+            if on_gpu != "fp32":
+                precision = on_gpu
+            if self.device == "tensorrt" and self.precision == "fp16":
+                facts["precision_note"] = "fp16 enabled: TensorRT picks fp16 or fp32 kernels layer by layer"
         if self.placement is not None:
-            description["placement"] = {provider: len(nodes) for provider, nodes in self.placement.items()}
-            description["cpu_fallback_nodes"] = self.placement.get(PROVIDERS["cpu"], [])
-        return description
+            facts["placement"] = {provider: len(nodes) for provider, nodes in self.placement.items()}
+            facts["cpu_fallback_nodes"] = self.placement.get(PROVIDERS["cpu"], [])
+        return Description(precision, self.device, options.intra_op_num_threads, {"onnxruntime": self._version},
+                           facts)
+
+    def close(self) -> None:  # a second call does nothing
+        folder, self.folder = self.folder, None
+        if folder is not None:
+            folder.cleanup()
 
 
 class OnnxRuntimeBackend(Backend):
@@ -142,29 +198,41 @@ class OnnxRuntimeBackend(Backend):
     def precisions_for(self, case: Case) -> tuple[str, ...]:
         return ("fp32", "fp16", "auto") if case.device == "tensorrt" else self.precisions
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
+        """On a GPU device the first inference runs with the profiler on, to record the node
+        placement. With ``context.profiling`` the profiler stays on for :meth:`Session.profile`
+        instead, and the graph as optimized is saved beside its profile."""
         artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
-        context.artifact = artifact.describe()
-        if case.device == "cpu":
-            return self.load(str(artifact.path), case.threads, images, model.num_classes)
-        providers = provider_list(case.device, case.precision, context.cache.root)
-        with tempfile.TemporaryDirectory(prefix="repnext-ort-placement-") as folder:
-            session = self.load(str(artifact.path), case.threads, images, model.num_classes,
-                                profile_prefix=str(Path(folder) / "ort"), providers=providers,
-                                device=case.device, precision=case.precision)
-            record_placement(session)
-        wanted = PROVIDERS[case.device]
-        if wanted not in session.session.get_providers():
-            raise CaseSkipped(f"ONNX Runtime could not create {wanted} here and would run everything on "
-                              f"{', '.join(session.session.get_providers())} (see its warning above)")
-        return session
+        settings = {"providers": provider_list(case.device, case.precision, context.cache.root),
+                    "device": case.device, "precision": case.precision}
+        args = (str(artifact.path), case.threads, images, model.num_classes)
+        if context.profiling:
+            folder = tempfile.TemporaryDirectory(prefix="repnext-ort-profile-")
+            try:
+                session = self.load(*args, profile_prefix=str(Path(folder.name) / "ort"),
+                                    optimized_path=str(Path(folder.name) / "optimized.onnx"), **settings)
+            except BaseException:
+                folder.cleanup()
+                raise
+            session.folder = folder
+        elif case.device == "cpu":
+            session = self.load(*args, **settings)
+        else:
+            with tempfile.TemporaryDirectory(prefix="repnext-ort-placement-") as folder:
+                session = self.load(*args, profile_prefix=str(Path(folder) / "ort"), **settings)
+                session.record_placement()
+        problem = provider_problem(case.device, session.session.get_providers())
+        if problem:
+            session.close()
+            raise CaseSkipped(problem, artifact=artifact)
+        return Prepared(session, artifact)
 
     @staticmethod
-    def load(path: str, threads: int, images: np.ndarray, num_classes: int,
+    def load(path: str, threads: int, images: np.ndarray, num_classes: int, *,
              profile_prefix: str | None = None, optimized_path: str | None = None,
              providers: list | None = None, device: str = "cpu", precision: str = "fp32") -> OnnxRuntimeSession:
         """A session on an ONNX file, set up as every case is (optionally with ORT's profiler on,
-        and saving the graph as optimized)."""
+        and saving the graph as optimized): what :meth:`prepare` creates, for a file of one's own."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -179,4 +247,5 @@ class OnnxRuntimeBackend(Backend):
             options.optimized_model_filepath = optimized_path
             options.log_severity_level = 3  # not the warning that the saved graph is hardware-specific
         session = ort.InferenceSession(path, options, providers=providers or [PROVIDERS["cpu"]])
-        return OnnxRuntimeSession(session, images, num_classes, device, precision)
+        return OnnxRuntimeSession(session, images, num_classes, device, precision, bool(profile_prefix),
+                                  optimized_path)

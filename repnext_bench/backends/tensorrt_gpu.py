@@ -12,10 +12,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..cases import Case
-from ..export import INPUT_NAME, OUTPUT_NAME
-from ..export.tensorrt import export_tensorrt
-from . import Availability, Backend, CaseSkipped, PrepareContext, Session
-from .torch_cuda import GpuSession, ampere_or_newer, cuda_problem, gpu_facts, gpu_memory, needs_cuda
+from ..export import INPUT_NAME, OUTPUT_NAME, Artifact
+from . import Availability, Backend, CaseSkipped, Description, GpuMemory, PrepareContext, Prepared
+from .capabilities import ampere_or_newer, bf16_problem, cuda_problem, gpu_precision
+from .torch_cuda import GpuSession, gpu_facts, gpu_memory, needs_cuda
 
 
 def _torch_dtype(trt, torch, trt_dtype):
@@ -30,13 +30,14 @@ def _torch_dtype(trt, torch, trt_dtype):
 
 class TensorRTSession(GpuSession):
     def __init__(self, engine_bytes: bytes, images: np.ndarray, num_classes: int, options: dict,
-                 artifact: dict) -> None:
+                 artifact: Artifact) -> None:
         import tensorrt as trt
         import torch
 
         super().__init__(torch, images, num_classes)
         self._trt = trt
-        self.options, self.artifact = options, artifact
+        self.options = options
+        self.precision, self.typing = artifact.info["precision"], artifact.info["typing"]
         free_before = torch.cuda.mem_get_info()[0]
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
@@ -65,26 +66,22 @@ class TensorRTSession(GpuSession):
 
         self._compute = self.capture(compute) if options.get("cuda_graphs") else compute
 
-    def describe(self) -> dict:
-        torch, engine = self._torch, self.engine
-        precision = self.artifact["precision"]
+    def describe(self) -> Description:
+        torch, precision = self._torch, self.precision
+        facts = {**gpu_facts(torch), "typing": self.typing, "cuda_graphs": bool(self.options.get("cuda_graphs")),
+                 "timed_call": "host->device copy, execute_async_v3, device->host copy, synchronize"}
+        if self.typing == "weak" and precision in ("fp16", "bf16"):
+            facts["precision_note"] = f"{precision} enabled: TensorRT picks {precision} or fp32 per layer"
+        return Description(gpu_precision(precision, ampere_or_newer(torch)), "cuda", None,
+                           {"tensorrt": self._trt.__version__, "torch": torch.__version__, "cuda": torch.version.cuda},
+                           facts)
+
+    def gpu_memory(self) -> GpuMemory:
+        engine = self.engine
         activation = (engine.device_memory_size_v2 if hasattr(engine, "device_memory_size_v2")
                       else engine.device_memory_size)
-        description = {
-            "precision_effective": "tf32" if precision == "auto" and ampere_or_newer(torch) else
-                                   "fp32" if precision == "auto" else precision,
-            "device": "cuda",
-            **gpu_facts(torch),
-            "typing": self.artifact["typing"],
-            "cuda_graphs": bool(self.options.get("cuda_graphs")),
-            "timed_call": "host->device copy, execute_async_v3, device->host copy, synchronize",
-            "versions": {"tensorrt": self._trt.__version__, "torch": torch.__version__, "cuda": torch.version.cuda},
-            "gpu_memory": {**gpu_memory(torch), "trt_activation_mb": activation / 2**20,
-                           "trt_load_added_mb": self.load_added_mb},
-        }
-        if self.artifact["typing"] == "weak" and precision in ("fp16", "bf16"):
-            description["precision_note"] = f"{precision} enabled: TensorRT picks {precision} or fp32 per layer"
-        return description
+        return replace(gpu_memory(self._torch), trt_activation_mb=activation / 2**20,
+                       trt_load_added_mb=self.load_added_mb)
 
 
 class TensorRTBackend(Backend):
@@ -106,17 +103,19 @@ class TensorRTBackend(Backend):
             return replace(found, reason=f"{problem}; and {found.reason}")
         return found
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         import torch
 
-        if case.precision == "bf16" and not ampere_or_newer(torch):
-            raise CaseSkipped(f"{torch.cuda.get_device_name()} has no bf16 support")
+        from ..export.tensorrt import export_tensorrt
+
+        problem = bf16_problem(torch) if case.precision == "bf16" else None
+        if problem:
+            raise CaseSkipped(problem)
         torch.cuda.reset_peak_memory_stats()
         try:
             artifact = export_tensorrt(model, case.batch, case.resolution, case.precision, context.opset,
                                        context.cache, context.weights)
         except ValueError as exc:  # this TensorRT cannot build the precision
             raise CaseSkipped(str(exc)) from exc
-        context.artifact = artifact.describe()
-        return TensorRTSession(artifact.path.read_bytes(), images, model.num_classes, dict(case.options),
-                               context.artifact)
+        session = TensorRTSession(artifact.path.read_bytes(), images, model.num_classes, dict(case.options), artifact)
+        return Prepared(session, artifact)

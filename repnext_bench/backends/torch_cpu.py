@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cases import Case
-from . import Backend, PrepareContext, Session
+from . import Backend, Description, PrepareContext, Prepared, RuntimeProfile, Session
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "auto": "float32"}
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -49,17 +49,19 @@ class TorchSession(Session):
     def output(self) -> np.ndarray:
         return self._out.float().numpy()
 
-    def describe(self) -> dict:
+    def describe(self) -> Description:
         torch = self._torch
         dtype = next(self.model.parameters()).dtype
-        return {
-            "precision_effective": DTYPE_NAMES[str(dtype).removeprefix("torch.")],
-            "device": "cpu",
-            "threads": torch.get_num_threads(),
-            "channels_last": bool(self.options.get("channels_last")),
-            "compiled": bool(self.options.get("compile")),
-            "versions": {"torch": torch.__version__},
-        }
+        return Description(DTYPE_NAMES[str(dtype).removeprefix("torch.")], "cpu", torch.get_num_threads(),
+                           {"torch": torch.__version__},
+                           {"channels_last": bool(self.options.get("channels_last")),
+                            "compiled": bool(self.options.get("compile"))})
+
+    def profile(self, iterations: int) -> RuntimeProfile:
+        """torch.profiler over ``iterations`` forwards, each aten op placed in its module."""
+        from ..profiling.torch_ops import profile_module
+
+        return profile_module(self.model, self.run, iterations)
 
     def close(self) -> None:  # a second call does nothing
         if self._mode is not None:
@@ -75,10 +77,10 @@ class TorchBackend(Backend):
     precisions = ("fp32", "bf16", "auto")
     run_options = ("channels_last", "compile")
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         import torch
 
         options = dict(case.options)
         torch.set_num_threads(case.threads)
         model, x = prepare_module(model, images, dtype_of(case.precision), options)
-        return TorchSession(model, x, options)
+        return Prepared(TorchSession(model, x, options))  # nothing exported: it runs the model itself

@@ -12,21 +12,11 @@ import numpy as np
 
 from ..cases import Case
 from ..measure.cuda_events import DeviceTimer
-from . import Availability, Backend, CaseSkipped, PrepareContext, Session
+from . import Availability, Backend, CaseSkipped, Description, GpuMemory, PrepareContext, Prepared, Session
+from .capabilities import ampere_or_newer, bf16_problem, cuda_problem, gpu_precision, tf32_allowed
 from .torch_cpu import dtype_of, prepare_module
 
 CUDA_TORCH = "a CUDA build of torch (https://pytorch.org/get-started/locally/) on a machine with an NVIDIA GPU"
-
-
-def cuda_problem() -> str | None:
-    """Why torch cannot use a CUDA GPU here, or None."""
-    import torch
-
-    if torch.version.cuda is None:
-        return f"torch {torch.__version__} is a CPU-only build"
-    if not torch.cuda.is_available():
-        return f"no CUDA device is visible (torch {torch.__version__}, built for CUDA {torch.version.cuda})"
-    return None
 
 
 def needs_cuda(found: Availability, install: str) -> Availability:
@@ -43,23 +33,9 @@ def gpu_facts(torch) -> dict:
             "gpu_memory_mb": properties.total_memory // 2**20}
 
 
-def gpu_memory(torch) -> dict:
-    return {"gpu_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
-            "gpu_peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
-
-
-def ampere_or_newer(torch) -> bool:
-    """Compute capability 8.0 on: TF32 tensor cores and native bf16 (``is_bf16_supported``
-    also says yes to emulation on older GPUs)."""
-    return torch.cuda.get_device_capability()[0] >= 8
-
-
-def effective_precision(torch, precision: str) -> str:
-    """fp32 runs with TF32 off; ``auto`` keeps torch's defaults, in which cuDNN convolutions
-    use TF32 on GPUs that have it."""
-    if precision != "auto":
-        return precision
-    return "tf32" if torch.backends.cudnn.allow_tf32 and ampere_or_newer(torch) else "fp32"
+def gpu_memory(torch) -> GpuMemory:
+    """Peak memory of torch's CUDA allocator (reset when the case began preparing)."""
+    return GpuMemory(torch.cuda.max_memory_allocated() / 2**20, torch.cuda.max_memory_reserved() / 2**20)
 
 
 class GpuSession(Session):
@@ -102,6 +78,9 @@ class GpuSession(Session):
     def output(self) -> np.ndarray:
         return self.host_out.numpy()
 
+    def gpu_memory(self) -> GpuMemory:
+        return gpu_memory(self._torch)
+
 
 class CudaSession(GpuSession):
     def __init__(self, torch, model, x, images: np.ndarray, num_classes: int, precision: str,
@@ -123,21 +102,17 @@ class CudaSession(GpuSession):
             self.stream.synchronize()
             self._compute = self.capture(self._compute)
 
-    def describe(self) -> dict:
+    def describe(self) -> Description:
         torch = self._torch
-        return {
-            "precision_effective": effective_precision(torch, self.precision),
-            "device": "cuda",
-            **gpu_facts(torch),
-            "cast": "autocast" if len(self._contexts) > 1 else "model",
-            "channels_last": bool(self.options.get("channels_last")),
-            "compiled": bool(self.options.get("compile")),
-            "cuda_graphs": bool(self.options.get("cuda_graphs")),
-            "timed_call": "host->device copy, forward, device->host copy, synchronize",
-            "versions": {"torch": torch.__version__, "cuda": torch.version.cuda,
-                         "cudnn": torch.backends.cudnn.version()},
-            "gpu_memory": gpu_memory(torch),
-        }
+        return Description(
+            gpu_precision(self.precision, ampere_or_newer(torch)), "cuda", None,
+            {"torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()},
+            {**gpu_facts(torch),
+             "cast": "autocast" if len(self._contexts) > 1 else "model",
+             "channels_last": bool(self.options.get("channels_last")),
+             "compiled": bool(self.options.get("compile")),
+             "cuda_graphs": bool(self.options.get("cuda_graphs")),
+             "timed_call": "host->device copy, forward, device->host copy, synchronize"})
 
     def close(self) -> None:  # a second call does nothing
         contexts, self._contexts = self._contexts, []
@@ -157,17 +132,18 @@ class CudaBackend(Backend):
     def check_devices(self, found: Availability) -> Availability:
         return needs_cuda(found, self.install)
 
-    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Session:
+    def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         import torch
 
         options = dict(case.options)
-        if case.precision == "bf16" and not ampere_or_newer(torch):
-            raise CaseSkipped(f"{torch.cuda.get_device_name()} has no bf16 support")
-        torch.backends.cudnn.allow_tf32 = case.precision == "auto"  # fp32 means fp32
-        torch.backends.cuda.matmul.allow_tf32 = False
+        problem = bf16_problem(torch) if case.precision == "bf16" else None
+        if problem:
+            raise CaseSkipped(problem)
+        torch.backends.cudnn.allow_tf32 = tf32_allowed(case.precision)  # cuDNN convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False  # torch's default for matmuls, whatever the precision
         torch.backends.cudnn.benchmark = True  # fixed input shape: let cuDNN pick its fastest algorithms
         torch.cuda.reset_peak_memory_stats()
         num_classes = model.num_classes
         cast = torch.float32 if options.get("autocast") or case.precision == "auto" else dtype_of(case.precision)
         model, x = prepare_module(model, images, cast, options, device="cuda")
-        return CudaSession(torch, model, x, images, num_classes, case.precision, options)
+        return Prepared(CudaSession(torch, model, x, images, num_classes, case.precision, options))

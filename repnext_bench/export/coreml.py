@@ -13,8 +13,7 @@ import logging
 import warnings
 from collections import Counter
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from . import INPUT_NAME, OUTPUT_NAME, Artifact, ExportCache, source_key, weights_hash
 
@@ -22,6 +21,9 @@ FORMATS = ("mlprogram", "neuralnetwork")
 PRECISIONS = {"mlprogram": ("fp16", "fp32"), "neuralnetwork": ("fp32",)}
 TARGETS = {"mlprogram": "iOS16", "neuralnetwork": "iOS14"}
 SUFFIXES = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+
+if TYPE_CHECKING:
+    import torch
 # MIL DataType numbers (coremltools' MIL.proto) of the weights an ML program holds
 _MIL_TYPES = {10: "fp16", 11: "fp32", 13: "bf16"}
 
@@ -77,6 +79,7 @@ def export_coreml(model: torch.nn.Module, batch: int, resolution: int, model_for
 
     def create(path: Path) -> dict:
         import numpy as np
+        import torch
 
         # its progress bars (on stderr) would interleave with the sweep's own progress
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):

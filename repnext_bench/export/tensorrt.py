@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..backends.capabilities import tf32_allowed
 from . import INPUT_NAME, Artifact, ExportCache, export_onnx, source_key, weights_hash
 
 _FLAGS = {"fp16": "FP16", "bf16": "BF16"}
@@ -77,7 +78,7 @@ def export_tensorrt(model: torch.nn.Module, batch: int, resolution: int, precisi
         config = builder.create_builder_config()
         for flag in builder_flags:
             config.set_flag(flag)
-        if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        if not tf32_allowed(precision) and hasattr(trt.BuilderFlag, "TF32"):
             config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32, not TF32 tensor cores
         profile = builder.create_optimization_profile()
         profile.set_shape(INPUT_NAME, shape, shape, shape)

@@ -7,7 +7,7 @@ environments are listed, since they explain many "regressions".
 """
 from __future__ import annotations
 
-from ..cases import Case
+from ..records import read_results
 from .stats import Thresholds, unpaired_change, verdict
 
 _ENVIRONMENT_KEYS = (("cpu", "model"), ("cpu", "logical_cores"), ("cpu", "usable_cores"), ("memory_gib",), ("os",),
@@ -47,17 +47,16 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
     thresholds = Thresholds(fail_above=threshold, ci_above=threshold, pass_below=threshold)
     differ = machine_differences(base["environment"], new["environment"])
     withheld_rows = 0
-    base_cases = {Case.from_dict(r["case"]): r for r in base["results"]}
-    new_cases = {Case.from_dict(r["case"]): r for r in new["results"]}
+    base_cases = {r.case: r for r in read_results(base["results"])}
+    new_cases = {r.case: r for r in read_results(new["results"])}
     rows, skipped = [], []
     for key, new_result in new_cases.items():
         base_result = base_cases.get(key)
         if base_result is None:
             continue
-        samples = (base_result.get("samples_ms") or [], new_result.get("samples_ms") or [])
-        if base_result["status"] != "ok" or new_result["status"] != "ok":
-            skipped.append({"case": key.label, "why": f"baseline {base_result['status']}, "
-                                                      f"candidate {new_result['status']}"})
+        samples = (base_result.samples, new_result.samples)
+        if not (base_result.ok and new_result.ok):
+            skipped.append({"case": key.label, "why": f"baseline {base_result.status}, candidate {new_result.status}"})
             continue
         if min(map(len, samples)) < 2:
             skipped.append({"case": key.label, "why": "no latency samples (a throughput-mode case?)"})
@@ -70,9 +69,10 @@ def compare_reports(base: dict, new: dict, threshold: float = 0.10, seed: int = 
             outcome, why = "inconclusive", (f"{why}; no verdict: different machines or runtimes ({'; '.join(mine)}); "
                                             "--cross-machine compares them anyway")
         if outcome in ("fail", "improved") and estimate.p_value >= P_VALUE:
-            outcome, why = "inconclusive", f"{why}; but the rank test does not tell them apart (p={estimate.p_value:.2f})"
-        rows.append({"case": key.label, "case_dict": key.to_dict(), "baseline_ms": base_result["latency_ms"]["p50"],
-                     "candidate_ms": new_result["latency_ms"]["p50"], "estimate": estimate.to_dict(),
+            outcome = "inconclusive"
+            why = f"{why}; but the rank test does not tell them apart (p={estimate.p_value:.2f})"
+        rows.append({"case": key.label, "case_dict": key.to_dict(), "baseline_ms": base_result.p50_ms,
+                     "candidate_ms": new_result.p50_ms, "estimate": estimate.to_dict(),
                      "verdict": outcome, "why": why})
     return {
         "kind": "compare",

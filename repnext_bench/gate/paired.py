@@ -66,7 +66,7 @@ class ArmProcess:
         self.spec = spec
         threads = str(spec.case.threads)
         env = {**os.environ, **{v: threads for v in _THREAD_VARIABLES}, "PYTHONUNBUFFERED": "1"}
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (read and closed by stop())
         try:
             # run from a neutral folder: from a checkout, "-m" would import the checkout's copy of
             # this package instead of the one installed in that Python's environment
@@ -129,7 +129,7 @@ def _start(specs: tuple[ArmSpec, ...], plan: GatePlan) -> dict[str, tuple[ArmPro
         for spec in specs:
             arms[spec.name] = ArmProcess(spec)
         info = {}
-        for name, arm in arms.items():
+        for arm in arms.values():
             arm.send({"op": "hello"})
         for name, arm in arms.items():
             hello = arm.receive("hello", plan.load_timeout_s)
@@ -141,7 +141,8 @@ def _start(specs: tuple[ArmSpec, ...], plan: GatePlan) -> dict[str, tuple[ArmPro
             arm.send({"op": "load", "case": arm.spec.case.to_dict(), "settings": arm.spec.settings.to_dict(),
                       "slowdown": arm.spec.slowdown})
         for name, arm in arms.items():
-            info[name] = {**arm.spec.to_dict(), **info[name], "backend": arm.receive("load", plan.load_timeout_s)["backend"]}
+            loaded = arm.receive("load", plan.load_timeout_s)
+            info[name] = {**arm.spec.to_dict(), **info[name], "backend": loaded["backend"]}
     except BaseException:
         for arm in arms.values():
             arm.close()

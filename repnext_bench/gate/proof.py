@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from ..cases import Case
-from ..measure.timing import TimingPlan
 from ..lifecycle import Settings
+from ..measure.timing import TimingPlan
 from .paired import ArmSpec, GatePlan, run_gate
 
 SCENARIOS = {  # name -> (candidate slowdown, candidate resolution)

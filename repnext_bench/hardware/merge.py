@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..measure.rounds import unpaired_ratio
 from ..models import get_variant
+from ..records import Result, read_results
 from ..verify import TOLERANCES
 from .identity import complete, distinguishing, identity, runtime_version, same_machine
 from .identity import label as identity_label
@@ -80,7 +81,8 @@ def merge(reports: list[tuple[str, dict]], labels: list[str] | None = None) -> d
     rows = []
     for machine, (name, report) in zip(owners, reports):
         machines[machine.label] = machine
-        rows.extend(_row(machine.label, name, result, report["environment"]) for result in report["results"])
+        rows.extend(_row(machine.label, name, result, report["environment"])
+                    for result in read_results(report["results"]))
     combined, pooled = combine(rows)
     return {"machines": machines, "rows": combined, "input_rows": rows, "notes": notes + pooled}
 
@@ -105,8 +107,9 @@ def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
             finished = [r for r in group if r["status"] == "ok"]
             combined.append(dict(ok[-1] if ok else finished[-1] if finished else group[-1], runs=len(ok) or 1))
             if len(group) > 1:
-                notes.append(f"{group[0]['machine']}: {group[0]['case']} is in {', '.join(r['report'] for r in group)}; "
-                             f"{len(ok)} of them finished, shown as is")
+                reports = ", ".join(r["report"] for r in group)
+                notes.append(f"{group[0]['machine']}: {group[0]['case']} is in {reports}; {len(ok)} of them finished, "
+                             "shown as is")
             continue
         combined.append(_pooled(ok))
         row = combined[-1]
@@ -140,24 +143,21 @@ def _pooled(runs: list[dict]) -> dict:
                 peak_rss_mb=max((r["peak_rss_mb"] for r in runs if r["peak_rss_mb"]), default=None))
 
 
-def _row(machine: str, report_name: str, result: dict, environment: dict) -> dict:
-    case = result["case"]
-    latency = result.get("latency_ms") or {}
-    options = ",".join(k for k, v in sorted((case.get("options") or {}).items()) if v)
+def _row(machine: str, report_name: str, result: Result, environment: dict) -> dict:
+    case = result.case
+    options = ",".join(k for k, v in case.options if v)
     return {
-        "machine": machine, "report": report_name, "status": result["status"],
-        "runtime": runtime_version(environment, case["backend"]),
-        "variant": case["variant"], "form": case["form"], "backend": case["backend"], "device": case["device"],
-        "asked": case["precision"], "precision": result.get("precision_effective") or case["precision"],
-        "batch": case["batch"], "resolution": case["resolution"], "threads": case["threads"], "mode": case["mode"],
-        "options": options, "p50_ms": latency.get("p50"), "p50_ci": latency.get("ci95_median"),
-        "samples_ms": result.get("samples_ms") or [], "samples_round": result.get("samples_round"),
-        "paired_speedup": result.get("fused_speedup"),
-        "throughput_ips": result.get("throughput_ips"),
-        "peak_rss_mb": (result.get("memory") or {}).get("peak_rss_mb"),
-        "rel_l2": (result.get("parity") or {}).get("rel_l2"),
-        "case": f"{case['variant']} {case['form']} {case['backend']} {case['precision']} b{case['batch']} "
-                f"{case['resolution']}px t{case['threads']} {case['mode']}" + (f" {options}" if options else ""),
+        "machine": machine, "report": report_name, "status": result.status,
+        "runtime": runtime_version(environment, case.backend),
+        "variant": case.variant, "form": case.form, "backend": case.backend, "device": case.device,
+        "asked": case.precision, "precision": result.precision_effective or case.precision,
+        "batch": case.batch, "resolution": case.resolution, "threads": case.threads, "mode": case.mode,
+        "options": options, "p50_ms": result.p50_ms,
+        "p50_ci": result.latency_ms.ci95_median if result.latency_ms else None,
+        "samples_ms": result.samples, "samples_round": result.samples_round,
+        "paired_speedup": result.fused_speedup.to_dict() if result.fused_speedup else None,
+        "throughput_ips": result.throughput_ips, "peak_rss_mb": result.peak_rss_mb, "rel_l2": result.rel_l2,
+        "case": case.label,
     }
 
 
@@ -261,7 +261,7 @@ def ship(rows: list[dict]) -> list[dict]:
         same_threads = [r for r in baselines if r["threads"] == answer["threads"]] or baselines
         base = min(same_threads, key=lambda r: r["p50_ms"]) if same_threads else None
         answer["baseline_ms"] = base["p50_ms"] if base else None
-        answer["speedup_over_baseline"] = (unpaired_ratio(base["samples_ms"], answer["samples_ms"], base["samples_round"],
-                                                          answer["samples_round"]) if base else None)
+        answer["speedup_over_baseline"] = unpaired_ratio(
+            base["samples_ms"], answer["samples_ms"], base["samples_round"], answer["samples_round"]) if base else None
     order = _variant_order()
     return sorted(answers.values(), key=lambda r: (order.get(r["variant"], 99), r["machine"], r["resolution"]))

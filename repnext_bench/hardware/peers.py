@@ -1,6 +1,7 @@
-"""The paper's peers on the same iPhone 12 (Core ML, iOS 16): latency in ms and ImageNet
-top-1 (distilled, MobileOne without distillation), from the RepNeXt paper's comparison,
-as listed in shared/spec/repnext-architecture.md. Used for the latency-accuracy plot."""
+"""The RepNeXt paper's peers, measured there on the same iPhone 12 (Core ML, iOS 16): latency
+in ms and ImageNet-1k top-1 in % (with distillation; MobileOne without), as the paper's
+comparison with other efficient networks reports them. Used for the latency-accuracy plot;
+docs/models.md lists them beside RepNeXt's own figures."""
 
 PEERS: dict[str, list[tuple[str, float, float]]] = {
     "RepViT": [("M0.9", 0.89, 78.7), ("M1.0", 1.02, 80.0), ("M1.1", 1.13, 80.7), ("M1.5", 1.51, 82.3),

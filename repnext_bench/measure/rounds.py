@@ -70,8 +70,9 @@ def _clusters(samples: Sequence[float], rounds: Sequence[int] | None) -> list[np
     return [np.asarray(values, dtype=float) for values in by_round.values()]
 
 
-def unpaired_ratio(numerator: Sequence[float], denominator: Sequence[float], numerator_rounds: Sequence[int] | None = None,
-                   denominator_rounds: Sequence[int] | None = None, seed: int = 0) -> dict | None:
+def unpaired_ratio(numerator: Sequence[float], denominator: Sequence[float],
+                   numerator_rounds: Sequence[int] | None = None, denominator_rounds: Sequence[int] | None = None,
+                   seed: int = 0) -> dict | None:
     """median(numerator) / median(denominator) of two sets of samples not taken side by side
     (different sweeps or machines), with a bootstrap 95% CI in which each side resamples its
     rounds, then the samples within them (each sample alone when its rounds are not known);

@@ -117,7 +117,8 @@ def _valid_list() -> str:
     parts = [f"{plain[0]}-{plain[-1]}"] if plain else []
     if extra:
         parts.append(f"{extra[0]}-{extra[-1]}")
-    return f"valid variants: {', '.join(variant_names())} (ranges such as {' or '.join(parts).lower()}, lists such as m0,m3, or 'all')"
+    return (f"valid variants: {', '.join(variant_names())} (ranges such as {' or '.join(parts).lower()}, "
+            "lists such as m0,m3, or 'all')")
 
 
 def get_variant(name: str) -> Variant:

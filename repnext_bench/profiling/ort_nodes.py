@@ -1,19 +1,14 @@
 """ONNX Runtime's session profiler: per-node kernel time, op type and provider, from the
-last ``iterations`` runs. The optimized graph is saved beside it, so that nodes ORT adds
-(layout reorders) can be placed through their neighbours."""
+last ``iterations`` runs (read from the events by ``backends.ort.parse_profile``). The
+optimized graph is saved beside it, so that nodes ORT adds (layout reorders) can be placed
+through their neighbours."""
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-from ..backends import PrepareContext
-from ..backends.ort import OnnxRuntimeBackend
-from ..cases import Case
-from ..export import export_onnx
-from ..measure.timing import timed_runs
+from ..backends.ort import KernelEvent, OrtProfile
 
-_SUFFIX = "_kernel_time"
 _TYPES = {"float": "fp32", "float16": "fp16", "bfloat16": "bf16", "double": "fp64"}
 
 
@@ -31,36 +26,26 @@ def graph_of(onnx_path: Path) -> dict[str, tuple[list[str], list[str]]]:
                         [c for t in node.output for c in consumers.get(t, [])]) for node in nodes}
 
 
-def _node_record(event: dict) -> dict:
-    args = event.get("args", {})
+def _node_record(kernel: KernelEvent) -> dict:
+    args = kernel.args
     outputs = args.get("output_type_shape") or [{}]
     element = next(iter(outputs[0]), None)
-    return {"name": event["name"][: -len(_SUFFIX)], "op_type": args.get("op_name", ""),
-            "kernel": args.get("provider", ""), "precision": _TYPES.get(element, element),
+    return {"name": kernel.node, "op_type": args.get("op_name", ""),
+            "kernel": kernel.provider or "", "precision": _TYPES.get(element, element),
             "shapes": json.dumps([list(s.values())[0] for s in args.get("input_type_shape", []) if s]),
             "time_ms": 0.0, "calls": 0}
 
 
-def collect(model, case: Case, images, context: PrepareContext, iterations: int) -> dict:
-    artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
-    context.artifact = artifact.describe()
-    with tempfile.TemporaryDirectory(prefix="repnext-ort-profile-") as folder:
-        optimized = Path(folder) / "optimized.onnx"
-        session = OnnxRuntimeBackend.load(str(artifact.path), case.threads, images, model.num_classes,
-                                          profile_prefix=str(Path(folder) / "ort"), optimized_path=str(optimized))
-        wall_ms = timed_runs(session.run, iterations)
-        description = session.describe()
-        events = json.loads(Path(session.session.end_profiling()).read_text())
-        graph = graph_of(optimized)
-    runs = [e for e in events if e.get("name") == "model_run"][-iterations:]
-    first = runs[0]["ts"]
+def node_records(profile: OrtProfile, iterations: int) -> tuple[list[dict], list[float]]:
+    """(per node: its kernel time and calls summed over the last ``iterations`` inferences;
+    ORT's own time of each of those inferences, in milliseconds)."""
+    runs = profile.runs[-iterations:]
+    first = runs[0][0]
     nodes: dict[str, dict] = {}
-    for event in events:
-        if event.get("cat") != "Node" or not event["name"].endswith(_SUFFIX) or event["ts"] < first:
+    for kernel in profile.kernels:
+        if kernel.start_us < first:
             continue
-        node = nodes.setdefault(event["name"], _node_record(event))
-        node["time_ms"] += event["dur"] / 1e3
+        node = nodes.setdefault(kernel.node, _node_record(kernel))
+        node["time_ms"] += kernel.duration_us / 1e3
         node["calls"] += 1
-    return {"nodes": list(nodes.values()), "wall_ms": wall_ms, "runtime_ms": [r["dur"] / 1e3 for r in runs],
-            "runtime_total": "ONNX Runtime's own model_run time per inference",
-            "graph": graph, "description": description}
+    return list(nodes.values()), [duration / 1e3 for _, duration in runs]

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ..backends import PrepareContext
-from ..backends.openvino_cpu import OpenVinoBackend
-from ..cases import Case
+from ..backends import RuntimeProfile
 from ..measure.timing import timed_runs
 
 _PRECISION = re.compile(r"_(f32|fp32|bf16|f16|fp16|i8|u8|i32|i64)$", re.IGNORECASE)
@@ -47,27 +45,23 @@ def graph_of(compiled) -> dict[str, tuple[list[str], list[str]]]:
     return graph
 
 
-def collect(model, case: Case, images, context: PrepareContext, iterations: int) -> dict:
-    session = OpenVinoBackend().prepare(model, case, images, context, extra_config={"PERF_COUNT": True})
-    try:
-        nodes: dict[str, dict] = {}
-        precisions = runtime_precisions(session.compiled)
+def profile_compiled(compiled, request, run, iterations: int) -> RuntimeProfile:
+    """``run`` (one inference of ``request``, an infer request of ``compiled``, which was
+    compiled with PERF_COUNT) ``iterations`` times, reading the request's per-layer counters
+    after each, outside the timed call: what :meth:`OpenVinoSession.profile` returns."""
+    nodes: dict[str, dict] = {}
+    precisions = runtime_precisions(compiled)
 
-        def read_counters() -> None:
-            for info in session.request.profiling_info:
-                if info.status != info.Status.EXECUTED:
-                    continue  # fused into another layer, or a parameter/result
-                precision = precisions.get(info.node_name) or kernel_precision(info.exec_type)
-                node = nodes.setdefault(info.node_name, {
-                    "name": info.node_name, "op_type": info.node_type, "kernel": info.exec_type,
-                    "precision": precision, "shapes": "", "time_ms": 0.0, "calls": 0})
-                node["time_ms"] += info.real_time.total_seconds() * 1e3
-                node["calls"] += 1
+    def read_counters() -> None:
+        for info in request.profiling_info:
+            if info.status != info.Status.EXECUTED:
+                continue  # fused into another layer, or a parameter/result
+            precision = precisions.get(info.node_name) or kernel_precision(info.exec_type)
+            node = nodes.setdefault(info.node_name, {
+                "name": info.node_name, "op_type": info.node_type, "kernel": info.exec_type,
+                "precision": precision, "shapes": "", "time_ms": 0.0, "calls": 0})
+            node["time_ms"] += info.real_time.total_seconds() * 1e3
+            node["calls"] += 1
 
-        wall_ms = timed_runs(session.run, iterations, after=read_counters)
-        description = session.describe()
-        graph = graph_of(session.compiled)
-    finally:
-        session.close()
-    return {"nodes": list(nodes.values()), "wall_ms": wall_ms, "runtime_ms": None,
-            "runtime_total": None, "graph": graph, "description": description}
+    wall_ms = timed_runs(run, iterations, after=read_counters)
+    return RuntimeProfile(list(nodes.values()), wall_ms, graph=graph_of(compiled))

@@ -6,10 +6,8 @@ import os
 import sys
 from contextlib import contextmanager
 
-from ..cases import Case
+from ..backends import RuntimeProfile
 from ..measure.timing import timed_runs
-from ..backends import PrepareContext
-from ..backends.torch_cpu import TorchBackend
 
 _PREFIX = "module::"
 _DTYPES = {"float": "fp32", "c10::BFloat16": "bf16", "c10::Half": "fp16", "double": "fp64"}
@@ -57,20 +55,19 @@ def _precision(dtypes: list[str] | None) -> str | None:
     return next((_DTYPES[d] for d in dtypes or [] if d in _DTYPES), None)
 
 
-def collect(model, case: Case, images, context: PrepareContext, iterations: int) -> dict:
+def profile_module(model, run, iterations: int) -> RuntimeProfile:
+    """``run`` (one forward of ``model``) ``iterations`` times under torch.profiler, after an
+    unprofiled warm-up: what :meth:`TorchSession.profile` returns."""
     from torch.profiler import ProfilerActivity, profile
 
-    session = TorchBackend().prepare(model, case, images, context)
-    handles = _annotate(session.model)
+    handles = _annotate(model)
     try:
-        timed_runs(session.run, 0)  # the warm-up, outside the profiler
+        timed_runs(run, 0)  # the warm-up, outside the profiler
         with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            wall_ms = timed_runs(session.run, iterations, warmup=0)
-        description = session.describe()
+            wall_ms = timed_runs(run, iterations, warmup=0)
     finally:
         for handle in handles:
             handle.remove()
-        session.close()
     nodes: dict[str, dict] = {}
     runtime_ms = []
     for event in prof.events():
@@ -89,6 +86,5 @@ def collect(model, case: Case, images, context: PrepareContext, iterations: int)
                 "shapes": str([s for s in child.input_shapes or [] if s]), "time_ms": 0.0, "calls": 0})
             node["time_ms"] += child.cpu_time_total / 1e3
             node["calls"] += 1
-    return {"nodes": list(nodes.values()), "wall_ms": wall_ms, "runtime_ms": runtime_ms,
-            "runtime_total": "time inside the model's forward (the root module's profiler range)",
-            "graph": None, "description": description}
+    return RuntimeProfile(list(nodes.values()), wall_ms, runtime_ms,
+                          "time inside the model's forward (the root module's profiler range)")

@@ -40,7 +40,8 @@ def accounting_lines(profile: dict) -> list[str]:
     lines = [
         f"[bold]{label}[/]: p50 {format_ms(profile['latency_ms']['p50'])} ms without the profiler; "
         f"{format_ms(total)} ms per inference with it ({profile['profiled']['iterations']} profiled runs, "
-        f"x{total / profile['latency_ms']['p50']:.2f}), {precision_text(profile)}",
+        f"x{total / profile['latency_ms']['p50']:.2f}), "
+        f"{precision_text(profile['case']['precision'], profile['precision_effective'])}",
         f"  nodes {format_ms(node_sum)} ms = placed by name {format_ms(account['attributed_by_name_ms'])} ms"
         f" + through the graph {format_ms(account['attributed_by_graph_ms'])} ms"
         f" + unattributed {format_ms(account['unattributed_ms'])} ms ({len(account['unattributed_nodes'])} nodes);"

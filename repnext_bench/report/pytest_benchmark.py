@@ -6,7 +6,7 @@ per-inference samples (in seconds, its unit), so every field means what it means
 """
 from __future__ import annotations
 
-from ..cases import Case
+from ..records import Result, read_results
 
 
 def _machine_info(environment: dict) -> dict:
@@ -35,13 +35,13 @@ def _commit_info(environment: dict) -> dict:
             "dirty": bool(git.get("dirty")), "project": "repnext-bench", "branch": git.get("branch", "(unknown)")}
 
 
-def benchmark_entry(result: dict, options: dict) -> dict:
+def benchmark_entry(result: Result, options: dict) -> dict:
     """One ``ok`` latency result as a pytest-benchmark ``benchmarks[]`` entry."""
     from pytest_benchmark.stats import Stats
 
-    case = Case.from_dict(result["case"])
+    case = result.case
     stats = Stats()
-    for sample_ms in result["samples_ms"]:
+    for sample_ms in result.samples:
         stats.update(sample_ms / 1e3)
     param = (f"{case.variant}-{case.form}-{case.backend}-{case.device}-{case.precision}-b{case.batch}-"
              f"{case.resolution}px-t{case.threads}")
@@ -52,9 +52,10 @@ def benchmark_entry(result: dict, options: dict) -> dict:
         "fullname": f"repnext-bench::{name}",
         "params": {"case": param},
         "param": param,
-        "extra_info": {"case": result["case"], "precision_effective": result.get("precision_effective"),
-                       "parity": result.get("parity"), "throughput_ips": result.get("throughput_ips"),
-                       "memory": result.get("memory")},
+        "extra_info": {"case": case.to_dict(), "precision_effective": result.precision_effective,
+                       "parity": result.parity.to_dict() if result.parity else None,
+                       "throughput_ips": result.throughput_ips,
+                       "memory": result.memory.to_dict() if result.memory else None},
         "options": options,
         "stats": {**stats.as_dict(), "data": stats.data, "iterations": 1},
     }
@@ -69,8 +70,7 @@ def to_pytest_benchmark(report: dict) -> dict:
     return {
         "machine_info": _machine_info(report["environment"]),
         "commit_info": _commit_info(report["environment"]),
-        "benchmarks": [benchmark_entry(r, options) for r in report["results"]
-                       if r["status"] == "ok" and len(r.get("samples_ms") or []) > 0],
+        "benchmarks": [benchmark_entry(r, options) for r in read_results(report["results"]) if r.ok and r.samples],
         "datetime": report["created"],
         "version": __version__,
     }

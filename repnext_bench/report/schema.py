@@ -1,22 +1,25 @@
 """The JSON report: its layout (``SCHEMA_VERSION``), atomic writing and checked reading.
 
-Tools outside the project read these files, so the names are stable:
-top level ``schema_version``, ``tool``, ``created``, ``environment``, ``config``, ``results``;
-each result has ``case``, ``status``, ``error``, ``latency_ms``, ``throughput_ips``,
-``precision_effective``, ``parity``, ``memory``, ``cold_start``, ``model``.
+Tools outside the project read these files, so the names are stable. The contract is published
+as a JSON Schema, :data:`SCHEMA_PATH` (``report.schema.json`` beside this module): top level
+``schema_version``, ``tool``, ``created``, ``environment``, ``config``, ``results``; each run
+result is a :class:`repnext_bench.records.Result`.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..records import RecordError, read_results
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "skipped", "unavailable")
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
+KINDS = ("run", "profile", "gate")
 TOP_LEVEL = ("schema_version", "tool", "created", "environment", "config", "results")
 
 
@@ -41,7 +44,7 @@ def write_report(report: dict, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump(report, stream, indent=1)
+            json.dump(_finite(report), stream, indent=1, allow_nan=False)
             stream.write("\n")
         os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for others to read
         os.replace(temporary, path)
@@ -50,8 +53,21 @@ def write_report(report: dict, path: Path) -> None:
         raise
 
 
+def _finite(value):
+    """``value`` with every infinite or NaN number as None: standard JSON has no such numbers,
+    and the readers of a report (jq, browsers, other languages) reject Python's ``Infinity``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def read_report(path: Path) -> dict:
-    """A report from disk, checked enough that later code can rely on its layout."""
+    """A report from disk, checked enough that later code can rely on its layout: the top level,
+    the version, and every field of every run result (:func:`repnext_bench.records.read_results`)."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError as exc:
@@ -62,4 +78,12 @@ def read_report(path: Path) -> dict:
         raise ReportError(f"{path}: not a repnext-bench report (needs {', '.join(TOP_LEVEL)})")
     if data["schema_version"] != SCHEMA_VERSION:
         raise ReportError(f"{path}: schema version {data['schema_version']!r}; this version reads {SCHEMA_VERSION}")
+    kind = data.get("kind", "run")
+    if kind not in KINDS:
+        raise ReportError(f"{path}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind == "run":
+        try:
+            read_results(data["results"])
+        except RecordError as exc:
+            raise ReportError(f"{path}: {exc}") from None
     return data

@@ -2,35 +2,51 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import UsageProblem, check_writable, console, err_console, parse_option
+from . import options as o
+from . import validators as v
+from .common import UsageProblem, check_writable, console, err_console
 
 FORMATS = ("html", "md", "csv")
 
+Labels = Annotated[list[str] | None, typer.Option("--label", help="A name for each report's machine, in the order of "
+                                                  "the files (repeat; default: its CPU and GPU).")]
+
 
 def report(
-    files: list[Path] = typer.Argument(None, help="Run reports (JSON), from any machines."),
-    fmt: str = typer.Option("html", "--format", help="html (one self-contained file), md (with PNG plots beside it) or csv."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default: reports/comparison.<format>)."),
-    labels: list[str] = typer.Option([], "--label", help="A name for each report's machine, in the order of the files "
-                                     "(repeat; default: its CPU and GPU)."),
+    files: Annotated[list[Path] | None, typer.Argument(help="Run reports (JSON), from any machines.")] = None,
+    fmt: o.Format = "html", output: o.Output = None, labels: Labels = None,
 ) -> None:
     """Merge run reports from many machines: tables, plots and what to ship on each."""
-    from .cases import parse_choices
-    from .hardware.merge import best_latency, merge
-    from .hardware.render import RENDERERS
-    from .report.schema import ReportError, read_report
+    from ..hardware.merge import merge
+    from ..hardware.render import RENDERERS
 
     if not files:
         raise UsageProblem("give one or more run reports, e.g. repnext-bench report laptop.json server.json")
-    fmt = parse_option(parse_choices, fmt, "--format", FORMATS)[0]
+    fmt = v.choice(fmt, "--format", FORMATS)
     if labels and len(labels) != len(files):
         raise UsageProblem(f"--label given {len(labels)} times for {len(files)} reports: give one per report, in order")
+    merged = merge(_read_run_reports(files), labels or None)
+    if not any(row["status"] == "ok" for row in merged["rows"]):
+        raise UsageProblem("no finished case in these reports: nothing to compare")
+    output = output or Path("reports") / f"comparison.{fmt}"
+    check_writable(output)
+    with err_console.status("drawing the plots"):
+        written = RENDERERS[fmt](merged, output)
+    _show(merged)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def _read_run_reports(files: list[Path]) -> list[tuple[str, dict]]:
+    from ..report.schema import ReportError, read_report
+
     loaded = []
     for path in files:
         try:
@@ -40,13 +56,12 @@ def report(
         if data.get("kind", "run") != "run":
             raise UsageProblem(f"{path}: a {data['kind']} report; report merges run reports (repnext-bench run)")
         loaded.append((path.name, data))
-    merged = merge(loaded, labels or None)
-    if not any(row["status"] == "ok" for row in merged["rows"]):
-        raise UsageProblem("no finished case in these reports: nothing to compare")
-    out = out or Path("reports") / f"comparison.{fmt}"
-    check_writable(out, "--out")
-    with err_console.status("drawing the plots"):
-        written = RENDERERS[fmt](merged, out)
+    return loaded
+
+
+def _show(merged: dict) -> None:
+    from ..hardware.merge import best_latency
+
     table = Table(title="Best latency at batch 1", box=box.SIMPLE_HEAVY)
     for header in ("variant", "form", "machine", "backend", "p50 ms", "precision", "iPhone 12 ms (paper)"):
         table.add_column(header)
@@ -56,5 +71,3 @@ def report(
     console.print(table)
     for note in merged["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")
-    for path in written:
-        console.print(f"wrote {path}")

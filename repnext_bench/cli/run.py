@@ -1,0 +1,196 @@
+"""``repnext-bench run``: a sweep of cases, measured in interleaved rounds, into one report."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from . import backend_options
+from . import options as o
+from . import validators as v
+from .common import (
+    UsageProblem,
+    check_checkpoint,
+    check_writable,
+    command_line,
+    console,
+    default_output,
+    err_console,
+    settings_from,
+)
+
+REPORT_FORMATS = ("repnext", "pytest-benchmark")
+
+Mode = Annotated[str, typer.Option("--mode", "-m", help="latency (one request in flight) or throughput.")]
+MinIters = Annotated[int, typer.Option("--min-iters", help="... and at least this many inferences in all.")]
+Warmup = Annotated[float, typer.Option("--warmup", help="Warm up each case's process at least this many seconds "
+                                       "(and 3 inferences).")]
+MinRounds = Annotated[int, typer.Option("--min-rounds", help="Rounds at least.")]
+TargetCi = Annotated[str, typer.Option("--target-ci", help="Stop when every case's 95% CI of the median is within "
+                                       "this much of it (half-width, percent)...")]
+Budget = Annotated[float, typer.Option("--budget", help="... or before the sweep would take longer than this many "
+                                       "seconds (loads included; two rounds at least).")]
+RestartEvery = Annotated[int, typer.Option("--restart-every", help="Start every case's process afresh after this "
+                                           "many rounds.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table; print only the report path.")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="torch and cuda backends: channels-last memory "
+                                            "format.")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch and cuda backends: torch.compile the model.")]
+Autocast = Annotated[bool, typer.Option("--autocast", help="cuda backend: fp16/bf16 by autocast instead of casting "
+                                        "the model.")]
+CudaGraphs = Annotated[bool, typer.Option("--cuda-graphs", help="cuda and tensorrt backends: replay each inference "
+                                          "as a CUDA graph.")]
+
+
+@dataclass(frozen=True)
+class Axes:
+    """The sweep's axes, checked: every combination is a case."""
+
+    variants: list[str]
+    backends: list[tuple[str, str]]  # (backend, device)
+    forms: list[str]
+    batches: list[int]
+    resolutions: list[int]
+    threads: list[int]
+    precisions: list[str]
+    modes: list[str]
+
+    @property
+    def backend_names(self) -> list[str]:
+        return list(dict.fromkeys(name for name, _ in self.backends))
+
+    def cases(self, backend_options: dict) -> list:
+        from ..cases import expand
+
+        return expand(self.variants, self.forms, self.backends, self.precisions, self.batches, self.resolutions,
+                      self.threads, self.modes, backend_options=backend_options)
+
+
+def run(
+    ctx: typer.Context,
+    selector: o.Variants = "m0-m5", backend: o.Backends = "onnxruntime", device: o.Devices = "",
+    forms: o.Forms = "train,fused", batch: o.Batch = "1", resolution: o.Resolution = "224", threads: o.Threads = "",
+    precision: o.Precision = "fp32", mode: Mode = "latency",
+    duration: o.Duration = 1.0, min_iters: MinIters = 10, warmup: Warmup = 0.3, block: o.Block = 0.1,
+    min_rounds: MinRounds = 8, target_ci: TargetCi = "5%", budget: Budget = 50.0, restart_every: RestartEvery = 4,
+    checkpoint: o.Checkpoint = None, output: o.Output = None, as_json: o.Json = False,
+    report_format: o.Format = "repnext", quiet: Quiet = False,
+    cache_dir: o.CacheDir = None, no_cache: o.NoCache = False, opset: o.Opset = 17,
+    channels_last: ChannelsLast = False, compile_model: Compile = False, autocast: Autocast = False,
+    cuda_graphs: CudaGraphs = False, coreml_format: o.CoremlFormat = "mlprogram",
+    case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0,
+) -> None:
+    """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
+    axes = _axes(selector, backend, device, forms, batch, resolution, threads, precision, mode)
+    backend_options.check_given(ctx, axes.backend_names)
+    _check_limits(duration, warmup, min_iters, case_timeout)
+    rounds_plan = rounds_plan_from(block, min_rounds, target_ci, budget, restart_every, duration, min_iters, seed)
+    v.opset(opset)
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, axes.variants)
+    render = _renderer(v.choice(report_format, "--format", REPORT_FORMATS))
+    path = output or default_output()
+    check_writable(path)
+    values = {"channels_last": channels_last, "compile": compile_model, "autocast": autocast,
+              "cuda_graphs": cuda_graphs, "coreml_format": _coreml_formats(coreml_format)}
+    per_backend = backend_options.per_backend(values)
+    cases = axes.cases(per_backend)
+    settings = settings_from({"warmup_s": warmup, "warmup_iters": 3}, opset=opset, cache_dir=cache_dir,
+                             no_cache=no_cache, checkpoint=checkpoint, seed=seed)
+    report = _new_report(axes, settings, rounds_plan, case_timeout, values, per_backend)
+    _sweep(cases, settings, rounds_plan, case_timeout, report, path, render, show=not (quiet or as_json))
+    failed = sum(r["status"] == "failed" for r in report["results"])
+    _show(report, path, failed, as_json, quiet)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _axes(selector: str, backend: str, device: str, forms: str, batch: str, resolution: str, threads: str,
+          precision: str, mode: str) -> Axes:
+    from ..cases import MODES
+
+    return Axes(variants=v.variant_names(selector), backends=v.backends(backend, device), forms=v.forms(forms),
+                batches=v.positives(batch, "--batch"), resolutions=v.resolutions(resolution),
+                threads=v.thread_list(threads), precisions=v.precisions(precision),
+                modes=v.choices(mode, "--mode", MODES))
+
+
+def _coreml_formats(text: str) -> list[str]:
+    from ..export.coreml import FORMATS  # imports torch: after the options that need no runtime
+
+    return v.choices(text, "--coreml-format", FORMATS)
+
+
+def _check_limits(duration: float, warmup: float, min_iters: int, case_timeout: float) -> None:
+    if duration < 0 or warmup < 0 or min_iters < 1 or case_timeout <= 0:
+        raise UsageProblem("--duration and --warmup must be >= 0, --min-iters >= 1 and --case-timeout > 0")
+
+
+def rounds_plan_from(block: float, min_rounds: int, target_ci: str, budget: float, restart_every: int,
+                     duration: float, min_iters: int, seed: int):
+    """The sweep's rounds from ``run``'s options, or a usage error."""
+    from ..sweep import RoundsPlan
+
+    target = v.percent(target_ci, "--target-ci")
+    try:
+        return RoundsPlan(block_s=block, min_rounds=min_rounds, restart_every=restart_every, target_ci=target,
+                          budget_s=budget, min_duration_s=duration, min_iters=min_iters, seed=seed)
+    except ValueError:
+        raise UsageProblem("--block, --target-ci and --budget must be > 0, --min-rounds and --restart-every >= 1 "
+                           f"(got --block {block:g}, --target-ci {target_ci}, --budget {budget:g}, --min-rounds "
+                           f"{min_rounds}, --restart-every {restart_every})") from None
+
+
+def _renderer(report_format: str):
+    """How the report file is written: None for the report contract, else a converter."""
+    if report_format == "pytest-benchmark":
+        from ..report.pytest_benchmark import to_pytest_benchmark
+
+        return to_pytest_benchmark
+    return None
+
+
+def _new_report(axes: Axes, settings, rounds_plan, case_timeout: float, values: dict, per_backend: dict) -> dict:
+    from ..environment import fingerprint
+    from ..report.schema import new_report
+
+    config = {"variants": axes.variants, "backends": [b for b, _ in axes.backends], "forms": axes.forms,
+              "batch": axes.batches, "resolution": axes.resolutions, "threads": axes.threads,
+              "precision": axes.precisions, "mode": axes.modes, "settings": settings.to_dict(),
+              "rounds": rounds_plan.to_dict(), "case_timeout_s": case_timeout,
+              "torch_options": {k: values[k] for k in backend_options.declared("torch")},
+              "devices": sorted({d for _, d in axes.backends}), "backend_options": per_backend}
+    return new_report(fingerprint(command_line()), config)
+
+
+def _sweep(cases: list, settings, rounds_plan, case_timeout: float, report: dict, path, render, show: bool) -> None:
+    from ..sweep import run_sweep
+    from .progress import sweep_progress
+
+    try:
+        with sweep_progress(show, rounds_plan.budget_s) as on_event:
+            run_sweep(cases, settings, rounds_plan, case_timeout, report, path, render=render, on_event=on_event)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted:[/] every finished block of {report['sweep']['finished']} of "
+                          f"{len(cases)} cases kept in {path}")
+        raise typer.Exit(130) from None
+
+
+def _show(report: dict, path, failed: int, as_json: bool, quiet: bool) -> None:
+    from ..report.results import artifacts_table, problem_lines, results_table, sweep_lines
+
+    if as_json:
+        console.out(json.dumps(report, indent=1))
+        return
+    if quiet:
+        console.out(str(path))
+        return
+    console.print(results_table(report["results"], title=f"RepNeXt benchmark: {report['environment']['cpu']['model']}"))
+    exported = artifacts_table(report["results"])
+    if exported:
+        console.print(exported)
+    for line in [*problem_lines(report["results"]), *sweep_lines(report["sweep"])]:
+        console.print(line, highlight=False)
+    console.print(f"report: {path}" + (f"  [red]{failed} case(s) failed[/]" if failed else ""))

@@ -1,0 +1,169 @@
+"""One validator per kind of value the commands take. Each turns the option's text into a value
+or raises a one-line usage error that names the option; the rule for a kind (a resolution, a
+percentage, a positive integer) lives here once and every command uses it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..machine import usable_cores
+from .common import UsageProblem
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """A kind of positive whole number, a multiple of ``step``: one value, or a comma-separated list."""
+
+    rule: str  # what one value must be, e.g. "a positive integer"
+    rule_many: str  # the same for a list, e.g. "positive integers"
+    example: str
+    example_many: str
+    step: int = 1
+
+    def _valid(self, item: str) -> bool:
+        return item.isdigit() and int(item) > 0 and int(item) % self.step == 0
+
+    def one(self, text: str | int, option: str) -> int:
+        """One value (an int from typer, or text)."""
+        item = str(text).strip()
+        if not self._valid(item):
+            raise UsageProblem(f"{option} {text!r} is not valid: use {self.rule}, e.g. {self.example}")
+        return int(item)
+
+    def many(self, text: str, option: str) -> list[int]:
+        """``"1,8,32"`` -> [1, 8, 32], repeats dropped."""
+        items = [item.strip() for item in text.split(",")]
+        if not all(self._valid(item) for item in items):
+            raise UsageProblem(f"{option} {text!r} is not valid: use {self.rule_many}, comma-separated "
+                               f"(e.g. {option} {self.example_many})")
+        return list(dict.fromkeys(int(item) for item in items))
+
+
+POSITIVE = WholeNumber("a positive integer", "positive integers", "1", "1,8")
+# the network downsamples by 32: any other side leaves a ragged last stage
+RESOLUTION = WholeNumber("a positive multiple of 32 (the network downsamples by 32)", "positive multiples of 32",
+                         "224", "224,256", step=32)
+
+
+def resolution(text: str | int, option: str = "--resolution") -> int:
+    return RESOLUTION.one(text, option)
+
+
+def resolutions(text: str, option: str = "--resolution") -> list[int]:
+    return RESOLUTION.many(text, option)
+
+
+def positive(text: str | int, option: str) -> int:
+    return POSITIVE.one(text, option)
+
+
+def positives(text: str, option: str) -> list[int]:
+    return POSITIVE.many(text, option)
+
+
+def threads(text: str, option: str = "--threads") -> int:
+    """One thread count; empty: the usable cores."""
+    return positive(text, option) if str(text).strip() else usable_cores()
+
+
+def thread_list(text: str, option: str = "--threads") -> list[int]:
+    """Thread counts to sweep; empty: the usable cores."""
+    return positives(text, option) if text.strip() else [usable_cores()]
+
+
+def percent(text: str, option: str) -> float:
+    """``"5"`` or ``"5%"`` -> 0.05, or a usage error naming the option."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise UsageProblem(f"{option} {text!r} is not a percentage (e.g. 5 or 5%)") from None
+    return value / 100
+
+
+def choices(text: str, option: str, allowed: tuple[str, ...]) -> list[str]:
+    """``"train,fused"`` -> ["train", "fused"], each one of ``allowed`` (case-insensitive)."""
+    chosen = list(dict.fromkeys(item.strip().lower() for item in text.split(",")))
+    if any(item not in allowed for item in chosen):
+        raise UsageProblem(f"{option} {text!r} is not valid: choose from {', '.join(allowed)} (comma-separated)")
+    return chosen
+
+
+def choice(text: str, option: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed``; a list is a usage error."""
+    chosen = choices(text, option, allowed)
+    if len(chosen) != 1:
+        raise UsageProblem(f"{option} {text!r}: give one of {', '.join(allowed)}, not {len(chosen)}")
+    return chosen[0]
+
+
+def variant_names(text: str, option: str = "--variants") -> list[str]:
+    """A variant selector (``m0-m5``, ``all``...) -> names."""
+    from ..models import VariantError, parse_variants
+
+    try:
+        return [v.name for v in parse_variants(text)]
+    except VariantError as exc:
+        raise UsageProblem(f"{option}: {exc}") from exc
+
+
+def one_variant(text: str) -> str:
+    chosen = variant_names(text)
+    if len(chosen) != 1:
+        raise UsageProblem(f"--variant takes one variant, not {len(chosen)} ({text!r}); e.g. --variant m4")
+    return chosen[0]
+
+
+def forms(text: str, option: str = "--forms") -> list[str]:
+    from ..models import FORMS
+
+    return choices(text, option, FORMS)
+
+
+def precisions(text: str, option: str = "--precision") -> list[str]:
+    from ..cases import PRECISIONS
+
+    return choices(text, option, PRECISIONS)
+
+
+def precision(text: str, option: str = "--precision") -> str:
+    from ..cases import PRECISIONS
+
+    return choice(text, option, PRECISIONS)
+
+
+def opset(value: str | int, option: str = "--opset") -> int:
+    """An ONNX opset this torch exports (torch is asked only above the default opset)."""
+    from ..export import opset_problem
+
+    number = positive(value, option) if isinstance(value, str) else value
+    problem = opset_problem(number)
+    if problem:
+        raise UsageProblem(problem.replace("--opset", option, 1))
+    return number
+
+
+def backends(text: str, devices: str = "") -> list[tuple[str, str]]:
+    """``--backend`` (and ``--device``) -> (backend, device) pairs. Without ``--device`` each
+    backend runs on its default device; with it, each backend takes the listed devices it
+    supports, and a backend that supports none of them (or a device no backend takes) is an error."""
+    from ..backends import backend_names, get_backend
+
+    chosen = [get_backend(name) for name in choices(text, "--backend", tuple(backend_names()))]
+    if not devices:
+        return [(backend.name, backend.device) for backend in chosen]
+    known = tuple(dict.fromkeys(d for backend in chosen for d in backend.devices))
+    wanted = choices(devices, "--device", known)
+    pairs = []
+    for backend in chosen:
+        mine = [d for d in wanted if d in backend.devices]
+        if not mine:
+            raise UsageProblem(f"--device {devices}: {backend.name} runs on {', '.join(backend.devices)}")
+        pairs.extend((backend.name, d) for d in mine)
+    return pairs
+
+
+def at_least(value: float, floor: float, option: str, *, strictly: bool = False) -> float:
+    """A number of seconds (or the like) at or above ``floor`` (above it, ``strictly``)."""
+    if value < floor or (strictly and value == floor):
+        raise UsageProblem(f"{option} {value:g} is not valid: use a value {'above' if strictly else 'of at least'} "
+                           f"{floor:g}")
+    return value

@@ -179,7 +179,7 @@ class CaseWorker:
                     "model": skip.model}
         session = self.loaded.session
         warm_up(session.run, self.settings.plan)
-        if self.case.mode == "latency":
+        if self.case.mode != "throughput":  # server mode: block_n says what one inference takes
             run, clock, start, count = session.run, time.perf_counter, time.perf_counter(), 0
             while not count or clock() - start < block_s:
                 run()
@@ -208,9 +208,30 @@ class CaseWorker:
             samples, wall = measure(session.run, plan, after=timer.collect if timer else None)
             return {"samples_ms": samples, "wall_s": wall, "completed": len(samples),
                     "device_ms": timer.samples[before:] if timer else None}
-        plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=self.block_s, min_iters=1)
-        completed, wall, concurrency = session.throughput(plan)
-        return {"completed": completed, "wall_s": wall, "concurrency": concurrency}
+        from .backends import get_backend
+
+        case = self.case
+        if case.streams == 1 or get_backend(case.backend).native_streams:
+            plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=self.block_s, min_iters=1)
+            completed, wall, concurrency = session.throughput(plan)
+        else:
+            from .measure.server import closed_loop
+
+            completed, wall = closed_loop(self.loaded.runners(), self.block_s, case.streams)
+            concurrency = {"streams": case.streams, "requests": case.streams}
+        return {"completed": completed, "wall_s": wall,
+                "concurrency": {**concurrency, "threads_per_stream": case.threads_per_stream}}
+
+    def serve(self, arrivals: list[float]) -> dict:
+        """The server scenario on these arrival times (seconds from its start): each stream a
+        worker; each request's start and end."""
+        import numpy as np
+
+        from .measure.server import serve
+
+        runs = self.loaded.runners()
+        served = serve(lambda worker: runs[worker](), np.asarray(arrivals), workers=len(runs))
+        return {"starts": served.starts.tolist(), "ends": served.ends.tolist()}
 
     def finish(self) -> dict:
         """What ran, its output against the reference, and the memory it took."""

@@ -1,12 +1,14 @@
 """A case is one measurement: (variant, form, backend, device, precision, batch, resolution,
-threads, mode). This module expands sweep options into cases and validates them."""
+threads, mode, streams). This module expands the sweep's options into cases."""
 from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field, fields
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-MODES = ("latency", "throughput")
+# latency: one request in flight; throughput: ``streams`` requests in flight, kept full;
+# server: requests arriving as a Poisson process, served by ``streams`` workers
+MODES = ("latency", "throughput", "server")
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,13 @@ class Case:
     threads: int
     mode: str
     options: tuple[tuple[str, object], ...] = field(default=())  # backend options, e.g. channels_last
+    streams: int = 1  # requests served at once (throughput and server modes), the threads split between them
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["options"] = dict(self.options)
+        if self.streams == 1:  # as reports from before streams existed say it
+            del data["streams"]
         return data
 
     @classmethod
@@ -40,32 +45,15 @@ class Case:
         return [k if v is True else str(v) for k, v in self.options if v is not False]
 
     @property
+    def threads_per_stream(self) -> int:
+        return max(1, self.threads // self.streams)
+
+    @property
     def label(self) -> str:
         extra = "".join(f" {word}" for word in self.option_words)
+        streams = f" {self.streams}x{self.threads_per_stream}" if self.streams > 1 else ""
         return (f"{self.variant} {self.form} {self.backend}/{self.device} {self.precision} b{self.batch} "
-                f"{self.resolution}px t{self.threads} {self.mode}{extra}")
-
-
-def parse_int_list(text: str, name: str, *, multiple_of: int = 1) -> list[int]:
-    """``"1,8,32"`` -> [1, 8, 32]; ValueError naming the option on anything else."""
-    values = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item.isdigit() or int(item) <= 0 or int(item) % multiple_of:
-            rule = f"positive multiples of {multiple_of}" if multiple_of > 1 else "positive integers"
-            raise ValueError(f"{name} {text!r} is not valid: use {rule}, comma-separated (e.g. {name} "
-                             f"{'224,256' if multiple_of > 1 else '1,8'})")
-        values.append(int(item))
-    return list(dict.fromkeys(values))
-
-
-def parse_choices(text: str, name: str, allowed: tuple[str, ...]) -> list[str]:
-    """``"train,fused"`` -> ["train", "fused"], each checked against ``allowed``."""
-    chosen = [item.strip().lower() for item in text.split(",")]
-    bad = [item for item in chosen if item not in allowed]
-    if bad or not chosen:
-        raise ValueError(f"{name} {text!r} is not valid: choose from {', '.join(allowed)} (comma-separated)")
-    return list(dict.fromkeys(chosen))
+                f"{self.resolution}px t{self.threads} {self.mode}{streams}{extra}")
 
 
 def expand(
@@ -78,18 +66,38 @@ def expand(
     threads: list[int],
     modes: list[str],
     backend_options: dict[str, dict[str, object] | list[dict[str, object]]] | None = None,
+    streams: list[int] | None = None,
 ) -> list[Case]:
     """Every combination, variants outermost so that one variant's forms sit together.
 
     ``backend_options`` holds options per backend name (e.g. channels_last for torch), or a
     list of alternative option sets that each become cases (e.g. both Core ML formats).
+    ``streams`` applies to the throughput and server modes (latency has one request in
+    flight); None: one stream in server mode, and in throughput mode the grid of
+    :func:`stream_grid`, whose best point the results name.
     """
     frozen = {name: [tuple(sorted(o.items())) for o in (opts if isinstance(opts, list) else [opts])]
               for name, opts in (backend_options or {}).items()}
     return [
-        Case(v, f, b, d, p, n, r, t, m, o)
+        Case(v, f, b, d, p, n, r, t, m, o, s)
         for v, (b, d), f, p, n, r, t, m in itertools.product(
             variants, backends, forms, precisions, batches, resolutions, threads, modes
         )
         for o in frozen.get(b, [()])
+        for s in streams_for(m, t, streams)
     ]
+
+
+def stream_grid(threads: int) -> list[int]:
+    """The streams tried by ``--streams auto`` on ``threads`` cores: 1, 2, 4... up to one stream
+    per core, each stream with an equal share of the cores."""
+    grid = [s for s in (1, 2, 4, 8, 16, 32, 64) if s <= threads]
+    return list(dict.fromkeys([*grid, threads]))
+
+
+def streams_for(mode: str, threads: int, chosen: list[int] | None) -> list[int]:
+    if mode == "latency":
+        return [1]
+    if chosen is not None:
+        return chosen
+    return stream_grid(threads) if mode == "throughput" else [1]

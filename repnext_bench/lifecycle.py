@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +110,13 @@ class LoadedCase:
     peak_reset: bool
     rss_before_mb: float
     rss_loaded_mb: float
+    stream_sessions: list = field(default_factory=list)  # one more session per further stream
+
+    def runners(self) -> list:
+        """One way to run an inference per stream of the case, to be called from that many threads."""
+        if self.stream_sessions:
+            return [session.threaded_run() for session in [self.session, *self.stream_sessions]]
+        return self.session.runners(self.case.streams)
 
     def cold_start(self) -> dict:
         # export_s as the artifact describes it (rounded), so that load_s + export_s = prepare_s there too
@@ -142,8 +149,10 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
         peak_reset = reset_peak()
         rss_before = current_rss_mb()
         start = time.perf_counter()
+        # streams of a runtime without streams of its own: a session each, the threads split
+        each = case if case.streams == 1 or backend.native_streams else replace(case, threads=case.threads_per_stream)
         try:
-            prepared = backend.prepare(model, case, images, context)
+            prepared = backend.prepare(model, each, images, context)
         except CaseSkipped as skip:
             skip.model = model_record(model, counts)
             raise
@@ -151,15 +160,19 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
         if not isinstance(prepared, Prepared):
             raise TypeError(f"{type(backend).__name__}.prepare returned {type(prepared).__name__}, not Prepared")
         session = prepared.session
-        rss_loaded = current_rss_mb()
+        more = []
         try:
+            more.extend(backend.prepare(model, each, images, context).session for _ in range(
+                case.streams - 1 if each is not case else 0))
+            rss_loaded = current_rss_mb()
             first_start = time.perf_counter_ns()
             session.run()
             first_ms = (time.perf_counter_ns() - first_start) / 1e6
             yield LoadedCase(case, session, prepared.artifact, model, images, expected, counts, context, prepare_s,
-                             first_ms, peak_reset, rss_before, rss_loaded)
+                             first_ms, peak_reset, rss_before, rss_loaded, more)
         finally:
-            session.close()
+            for one in [session, *more]:
+                one.close()
     finally:
         context.cache.close()
 

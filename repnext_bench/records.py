@@ -96,11 +96,14 @@ class Record:
     """A part of a report: typed fields, written and read as a JSON object."""
 
     OPEN: ClassVar[bool] = False  # keeps unknown keys in ``extra`` (declared by the record) when True
-    WHEN_SET: ClassVar[tuple[str, ...]] = ()  # fields written only when they are not None
+    # optional fields written as null when unset (the contract's always-present keys); the
+    # other optional fields are left out when unset, as a report that predates them has them
+    NULLABLE: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
-                if f.name != "extra" and not (f.name in self.WHEN_SET and getattr(self, f.name) is None)}
+                if f.name != "extra" and (getattr(self, f.name) is not None or f.name in self.NULLABLE
+                                          or (f.default is MISSING and f.default_factory is MISSING))}
         if self.OPEN:
             data.update(self.extra)
         return data
@@ -130,6 +133,8 @@ class Record:
 @dataclass
 class LatencyStats(Record):
     """Statistics of a case's latency samples, in milliseconds (``measure.rounds.summarize_rounds``)."""
+
+    NULLABLE: ClassVar[tuple[str, ...]] = ("ci95_half_width",)
 
     n: int
     p50: float
@@ -161,7 +166,6 @@ class Ratio(Record):
     n: int | None = None
     method: str | None = None
     over: str | None = None  # what the ratio is over (the train-time form, for the fused speedup)
-    WHEN_SET: ClassVar[tuple[str, ...]] = ("over",)
 
 
 @dataclass
@@ -176,7 +180,8 @@ class Parity(Record):
 @dataclass
 class Memory(Record):
     OPEN: ClassVar[bool] = True
-    WHEN_SET: ClassVar[tuple[str, ...]] = ("gpu_peak_allocated_mb", "gpu_peak_reserved_mb")
+    NULLABLE: ClassVar[tuple[str, ...]] = ("peak_rss_mb", "peak_scope", "rss_before_load_mb", "rss_after_load_mb",
+                                           "load_added_mb", "artifact_bytes")
     peak_rss_mb: float | None = None
     peak_scope: str | None = None
     rss_before_load_mb: float | None = None
@@ -190,6 +195,7 @@ class Memory(Record):
 
 @dataclass
 class ColdStart(Record):
+    NULLABLE: ClassVar[tuple[str, ...]] = ("export_s", "export_cache_hit", "load_s", "first_inference_ms")
     export_s: float | None = None
     export_cache_hit: bool | None = None
     load_s: float | None = None
@@ -209,7 +215,7 @@ class ArtifactRecord(Record):
     own facts (op counts, weight precision, model format...) in ``extra``."""
 
     OPEN: ClassVar[bool] = True
-    WHEN_SET: ClassVar[tuple[str, ...]] = ("op_counts", "ops_total", "weight_precision", "precision", "model_format")
+    NULLABLE: ClassVar[tuple[str, ...]] = ("cache_key", "cache_hit", "export_s")
     path: str
     size_bytes: int
     cache_key: str | None = None
@@ -225,16 +231,42 @@ class ArtifactRecord(Record):
 
 @dataclass
 class Concurrency(Record):
+    """How many requests were in flight: ``streams`` served at once, ``requests`` kept queued
+    (OpenVINO's asynchronous queue may hold more than its streams), each stream's threads."""
+
     OPEN: ClassVar[bool] = True
+    NULLABLE: ClassVar[tuple[str, ...]] = ("completed", "wall_s")
     streams: int
     requests: int
     completed: int | None = None
     wall_s: float | None = None
+    threads_per_stream: int | None = None
     extra: dict = field(default_factory=dict)
 
 
 @dataclass
+class ServerRecord(Record):
+    """The server scenario: Poisson arrivals at ``qps_offered``, latency from each arrival to the
+    end of its inference; with ``--p99`` the trial at the highest rate that met the bound, and
+    ``search``: every trial (rate, p99...) and why the search stopped."""
+
+    NULLABLE: ClassVar[tuple[str, ...]] = ("bound_ms", "missed")
+    qps_offered: float
+    qps_achieved: float
+    requests: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_wait_ms: float
+    bound_ms: float | None = None
+    missed: int | None = None
+    search: dict | None = None
+
+
+@dataclass
 class RoundsInfo(Record):
+    NULLABLE: ClassVar[tuple[str, ...]] = ("block_lifetimes", "inferences_per_block", "ci95_half_width", "converged")
     blocks: int
     lifetimes: int
     block_lifetimes: list[int] | None = None
@@ -268,7 +300,11 @@ class Result(Record):
     samples_round: list[int] | None = None
     rounds: RoundsInfo | None = None
     fused_speedup: Ratio | None = None
-    WHEN_SET: ClassVar[tuple[str, ...]] = ("traceback", "throughput_blocks_ips", "fused_speedup")
+    server: ServerRecord | None = None
+    best_streams: bool | None = None  # a point of the --streams auto grid: whether it is the best of its grid
+    NULLABLE: ClassVar[tuple[str, ...]] = ("error", "latency_ms", "device_latency_ms", "throughput_ips", "concurrency",
+                                           "precision_effective", "parity", "memory", "cold_start", "model",
+                                           "backend", "samples_ms", "artifact")
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

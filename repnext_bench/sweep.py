@@ -39,12 +39,14 @@ from .records import (
     Parity,
     Ratio,
     Record,
+    RecordError,
     Result,
     RoundsInfo,
     finite,
     read_results,
 )
 from .report.schema import write_report
+from .serving import ServerPlan
 
 MAX_ROUNDS = 500
 MIN_ROUNDS_IN_BUDGET = 2  # a CI and a paired speedup need two rounds, whatever the budget
@@ -109,14 +111,14 @@ class CaseRun:
     @property
     def values(self) -> list[list[float]]:
         """What the CI is computed on: latency samples per block, or each block's images/s."""
-        return self.blocks if self.case.mode == "latency" else [[v] for v in self.throughputs]
+        return [[v] for v in self.throughputs] if self.case.mode == "throughput" else self.blocks
 
     def add_block(self, reply: dict, round_index: int, lifetime: int) -> None:
         self.block_rounds.append(round_index)
         self.block_lifetimes.append(lifetime)
         self.completed += reply["completed"]
         self.wall_s += reply["wall_s"]
-        if self.case.mode == "latency":
+        if self.case.mode != "throughput":
             self.blocks.append(reply["samples_ms"])
             self.device_ms.extend(reply.get("device_ms") or [])
         else:
@@ -140,7 +142,7 @@ class CaseRun:
         return (interval[1] - interval[0]) / 2 / median if interval and median > 0 else math.inf
 
     def converged(self, plan: RoundsPlan) -> bool:
-        measured_s = sum(map(sum, self.blocks)) / 1e3 if self.case.mode == "latency" else self.wall_s
+        measured_s = self.wall_s if self.case.mode == "throughput" else sum(map(sum, self.blocks)) / 1e3
         return (self.completed >= plan.min_iters and measured_s >= plan.min_duration_s
                 and self.spread() <= plan.target_ci)
 
@@ -172,7 +174,7 @@ class CaseRun:
         result.rounds = RoundsInfo(blocks=len(self.block_rounds), lifetimes=len(set(self.block_lifetimes)),
                                    block_lifetimes=self.block_lifetimes, inferences_per_block=loaded.get("block_n"),
                                    ci95_half_width=finite(self.spread()), converged=self.converged(plan))
-        if self.case.mode != "latency":
+        if self.case.mode == "throughput":
             result.throughput_blocks_ips = self.throughputs
         if self.status != "ok":  # what it finished stays for reading, but it is no result
             result.latency_ms = result.device_latency_ms = result.throughput_ips = None
@@ -203,8 +205,23 @@ def precheck(case: Case, found: dict) -> Result | None:
 
 
 def _group_key(case: Case) -> Case:
-    """Cases that differ only by form are compared with each other: they run side by side."""
-    return replace(case, form="")
+    """Cases that differ only by form (or by streams, in a grid) are compared with each other:
+    they run side by side."""
+    return replace(case, form="", streams=0)
+
+
+def mark_best_streams(results: list[Result]) -> None:
+    """In each ``--streams`` grid of a throughput case (the same case with 1, 2, 4... streams),
+    the point with the most images/s is ``best_streams``; the others are not."""
+    grids: dict[Case, list[Result]] = {}
+    for result in results:
+        if result.ok and result.case.mode == "throughput" and result.throughput_ips:
+            grids.setdefault(replace(result.case, streams=0), []).append(result)
+    for grid in grids.values():
+        if len(grid) > 1:
+            best = max(grid, key=lambda r: r.throughput_ips)
+            for result in grid:
+                result.best_streams = result is best
 
 
 def fused_speedups(runs: list[CaseRun]) -> dict[Case, Ratio]:
@@ -223,7 +240,7 @@ def fused_speedups(runs: list[CaseRun]) -> dict[Case, Ratio]:
             continue
         fused = [float(np.median(mine[r][0])) for r in common]
         train = [float(np.median(theirs[r])) for r in common]
-        numerator, denominator = (train, fused) if run.case.mode == "latency" else (fused, train)
+        numerator, denominator = (fused, train) if run.case.mode == "throughput" else (train, fused)
         groups = [mine[r][1] for r in common]
         ratio = paired_ratio(numerator, denominator, groups if len(set(groups)) > 1 else None)
         found[run.case] = Ratio.from_dict({"over": "train", **ratio})
@@ -235,8 +252,10 @@ class Sweep:
 
     def __init__(self, cases: list[Case], settings: Settings, plan: RoundsPlan, time_limit_s: float, report: dict,
                  path: Path | None = None, render: Callable[[dict], dict] | None = None,
-                 on_event: Callable[..., None] | None = None) -> None:
+                 on_event: Callable[..., None] | None = None, server: ServerPlan | None = None) -> None:
         self.cases, self.settings, self.plan, self.time_limit_s = cases, settings, plan, time_limit_s
+        self.server = server
+        self.served: dict[Case, Result] = {}  # server-mode cases, done
         self.report, self.path, self.render = report, path, render
         self.on_event = on_event or (lambda *args, **kwargs: None)
         self.rng = np.random.default_rng(plan.seed)
@@ -251,15 +270,20 @@ class Sweep:
         by_case = {run.case: run for run in self.runs}
         results = []
         for case in self.cases:
-            if case in self.prechecked:
-                results.append(self.prechecked[case])
+            if case in self.prechecked or case in self.served:
+                results.append(self.prechecked.get(case) or self.served[case])
                 continue
             run = by_case.get(case)
             if run is None or (run.status == "ok" and not (run.blocks or run.throughputs)):
                 continue  # not measured yet
-            record = run.record(self.plan)
+            try:
+                record = run.record(self.plan)
+            except RecordError as exc:  # its process replied with something no result can hold
+                run.fail("failed", f"a malformed reply from the case's process: {exc}")
+                record = Result(case, "failed", run.error)
             record.fused_speedup = speedups.get(case)
             results.append(record)
+        mark_best_streams(results)
         self.report["results"] = [result.to_dict() for result in results]
         reasons = set(self.stops)
         stopped = ("interrupted" if "interrupted" in reasons else "budget" if "budget" in reasons
@@ -281,13 +305,14 @@ class Sweep:
             record = precheck(case, found)
             if record:
                 self.prechecked[case] = record
-            else:
+            elif case.mode != "server":
                 self.runs.append(CaseRun(case, seed=self.plan.seed))
         self.save()
         process_context()
         try:
             for batch, share in self._batches():
                 self._measure(batch, self.plan.budget_s * share)
+            self._serve()
         except KeyboardInterrupt:
             self.report["sweep"]["interrupted"] = True
             self.stops.append("interrupted")
@@ -299,6 +324,23 @@ class Sweep:
                     run.process = None
             self.save()
         return self.report
+
+    def _serve(self) -> None:
+        """The server-mode cases, one at a time, after the rounds (they measure a queue, not
+        blocks: see serving.py)."""
+        from .serving import run_server_case
+
+        waiting = [c for c in self.cases if c.mode == "server" and c not in self.prechecked]
+        for index, case in enumerate(waiting):
+            self.on_event("load", case=case, index=index, total=len(waiting), lifetime=0)
+            if self.server is None:
+                self.served[case] = Result(case, "failed", "server mode needs a rate (--qps) or a bound (--p99)")
+            else:
+                self.served[case] = server_record(case, *run_server_case(case, self.settings, self.server,
+                                                                        self.time_limit_s), self.plan)
+            if not self.served[case].ok:
+                self.on_event("problem", record=self.served[case])
+            self.save()
 
     def _batches(self) -> list[tuple[list[list[CaseRun]], float]]:
         """Groups of side-by-side cases, in batches of at most ``max_live`` cases alive at once,
@@ -438,6 +480,23 @@ class Sweep:
             run.process = None
 
 
+def server_record(case: Case, result: Result, replies: dict, plan: RoundsPlan) -> Result:
+    """A served case's full record: what the process said of its load and finish, as any case's
+    record has it, with the latencies of the trial shown and the server's figures."""
+    if not result.ok:
+        return result
+    run = CaseRun(case, seed=plan.seed)
+    run.loaded, run.finished = replies["loaded"], replies["finished"]
+    run.peak_rss_mb = max(replies["loaded"]["peak_rss_mb"], replies["finished"]["peak_rss_mb"])
+    server = result.server
+    run.add_block({"samples_ms": replies["latencies_ms"], "completed": server.requests,
+                   "wall_s": server.requests / server.qps_achieved}, 0, 0)
+    record = run.record(plan)
+    record.server, record.rounds, record.samples_round = server, None, None
+    record.concurrency = Concurrency(case.streams, case.streams, server.requests, run.wall_s, case.threads_per_stream)
+    return record
+
+
 def _memory_limit() -> int:
     """How many cases may be alive at once: what 70% of the available memory holds."""
     try:
@@ -451,8 +510,8 @@ def _memory_limit() -> int:
 
 def run_sweep(cases: list[Case], settings: Settings, plan: RoundsPlan, time_limit_s: float, report: dict,
               path: Path | None = None, render: Callable[[dict], dict] | None = None,
-              on_event: Callable[..., None] | None = None) -> dict:
-    return Sweep(cases, settings, plan, time_limit_s, report, path, render, on_event).run()
+              on_event: Callable[..., None] | None = None, server: ServerPlan | None = None) -> dict:
+    return Sweep(cases, settings, plan, time_limit_s, report, path, render, on_event, server).run()
 
 
 # two rounds of one inference: for what a case outputs (verify), not how fast it is

@@ -93,9 +93,10 @@ def real_runs(tmp_path_factory):
     return folder, first, second
 
 
-def invalid_reports(folder) -> list[str]:
-    """Every repnext-bench report (JSON with a ``schema_version``) under ``folder`` checked
-    against the published JSON Schema with a maintained validator: one line per violation."""
+def invalid_reports(folder, skip=()) -> list[str]:
+    """Every repnext-bench report (JSON with a ``schema_version``) under ``folder`` (not under
+    the folders in ``skip``) checked against the published JSON Schema with a maintained
+    validator: one line per violation."""
     import json
     from pathlib import Path
 
@@ -106,6 +107,8 @@ def invalid_reports(folder) -> list[str]:
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
     problems = []
     for path in sorted(Path(folder).rglob("*.json")):
+        if any(path.is_relative_to(other) for other in skip):
+            continue
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -117,14 +120,30 @@ def invalid_reports(folder) -> list[str]:
     return problems
 
 
+MALFORMED_ON_PURPOSE: set = set()  # the temporary folders of tests marked malformed_reports
+
+
 @pytest.fixture(autouse=True)
 def reports_follow_the_schema(request):
     """After each test that has a temporary folder: every report it wrote there follows the
     report contract's JSON Schema (repnext_bench/report/report.schema.json)."""
-    checked = "tmp_path" in request.fixturenames and not request.node.get_closest_marker("malformed_reports")
-    folder = request.getfixturevalue("tmp_path") if checked else None
+    uses_folder = "tmp_path" in request.fixturenames
+    folder = request.getfixturevalue("tmp_path") if uses_folder else None
+    if uses_folder and request.node.get_closest_marker("malformed_reports"):
+        MALFORMED_ON_PURPOSE.add(folder)
+        folder = None
     yield
-    if checked:
+    if folder is not None:
         problems = invalid_reports(folder)
         if problems:
             pytest.fail("reports that break the JSON Schema:\n" + "\n".join(problems[:20]), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_report_follows_the_schema(tmp_path_factory):
+    """At the end of the session, the same check over every folder the tests made, those of the
+    shared fixtures (tmp_path_factory) included."""
+    yield
+    problems = invalid_reports(tmp_path_factory.getbasetemp(), MALFORMED_ON_PURPOSE)
+    if problems:
+        pytest.fail("reports that break the JSON Schema:\n" + "\n".join(problems[:20]), pytrace=False)

@@ -103,3 +103,21 @@ def test_bad_options_are_one_line(capsys, args, message):
     assert main(["profile", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_a_skipped_or_failed_form_is_recorded_and_the_rest_profiled(tmp_path, capsys, monkeypatch):
+    """A form the backend does not run is skipped, a form whose process fails is failed: each
+    is one line and a record in the report (exit 1), never a traceback."""
+    path = tmp_path / "skipped.json"
+    assert main(["profile", "-b", "torch", "-p", "fp16", "-r", "64", "-o", str(path)]) == 1
+    (skipped,) = read_report(path)["results"]
+    assert skipped["status"] == "skipped" and "does not run fp16" in skipped["error"]
+    assert "skipped fused: torch on cpu does not run fp16" in capsys.readouterr().out
+    from repnext_bench.lifecycle import FAULT_ENV
+
+    monkeypatch.setenv(FAULT_ENV, "error")
+    path = tmp_path / "failed.json"
+    assert main(["profile", "-b", "torch", "-r", "64", "--iterations", "2", "--duration", "0",
+                 "--cache-dir", str(tmp_path / "cache"), "-o", str(path)]) == 1
+    (failed,) = read_report(path)["results"]
+    assert failed["status"] == "failed" and "injected failure" in failed["error"]

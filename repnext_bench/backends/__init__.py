@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -145,6 +146,20 @@ class Session(ABC):
         samples, wall = measure(self.run, plan)
         return len(samples), wall, {"streams": 1, "requests": 1}
 
+    def runners(self, streams: int) -> list[Callable[[], None]]:
+        """``streams`` ways to run one inference at the same time, each with its own input and
+        output: what the throughput and server modes call from that many threads. One session
+        is one stream; a runtime with streams of its own (OpenVINO) overrides this, and the
+        others get a session per stream (:func:`repnext_bench.lifecycle.open_case`)."""
+        if streams != 1:
+            raise NotImplementedError(f"{type(self).__name__} runs one stream per session")
+        return [self.threaded_run()]
+
+    def threaded_run(self) -> Callable[[], None]:
+        """:meth:`run`, to be called from another thread (a stream of the throughput or server
+        mode); a runtime with per-thread state (torch's inference mode) sets it up there."""
+        return self.run
+
     def profile(self, iterations: int) -> RuntimeProfile:
         """``iterations`` inferences (after a few unprofiled ones) under the runtime's own
         profiler, on a session prepared with ``PrepareContext(profiling=True)``."""
@@ -173,6 +188,9 @@ class Backend(ABC):
     # the ``run`` options it takes (their Case.options keys); the command line offers each
     # option to the backends that declare it, and no others
     run_options: tuple[str, ...] = ()
+    # whether one session serves several streams itself (Session.runners); otherwise a case of
+    # N streams gets N sessions, each with its share of the threads
+    native_streams: bool = False
 
     @property
     def device(self) -> str:

@@ -66,6 +66,16 @@ class OpenVinoSession(Session):
             raise RuntimeError("this session was not prepared for profiling (PrepareContext.profiling)")
         return profile_compiled(self.compiled, self.request, self.run, iterations)
 
+    def runners(self, streams: int) -> list:
+        """An inference request per stream, each with its own input and output; the compiled
+        model runs as many at once as it has streams (NUM_STREAMS)."""
+        if streams == 1:
+            return [self.run]
+        requests = [self.compiled.create_infer_request() for _ in range(streams)]
+        for request in requests:
+            request.set_input_tensor(self._ov.Tensor(self.images, shared_memory=True))
+        return [lambda request=request: request.infer(share_outputs=True) for request in requests]
+
     def throughput(self, plan: TimingPlan) -> tuple[int, float, dict]:
         """An asynchronous queue of the compiled model's optimal number of requests, kept full."""
         requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -91,6 +101,7 @@ class OpenVinoBackend(Backend):
     module = "openvino"
     distribution = "openvino"
     precisions = ("fp32", "bf16", "fp16", "auto")
+    native_streams = True  # NUM_STREAMS: one compiled model runs that many requests at once
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         """Compile for the case (with the per-layer counters on, PERF_COUNT, for profiling)."""
@@ -113,6 +124,8 @@ def compile_config(case: Case) -> dict[str, str]:
     """The CPU properties a case compiles with (also what benchmark_app is given to compare)."""
     config = {"PERFORMANCE_HINT": "LATENCY" if case.mode == "latency" else "THROUGHPUT",
               "INFERENCE_NUM_THREADS": str(case.threads)}
+    if case.mode != "latency":  # the case's streams, in place of the ones the hint would choose
+        config["NUM_STREAMS"] = str(case.streams)
     if case.precision in _HINTS:
         config["INFERENCE_PRECISION_HINT"] = _HINTS[case.precision]
     return config

@@ -46,6 +46,20 @@ class TorchSession(Session):
     def run(self) -> None:
         self._out = self.model(self.images)
 
+    def threaded_run(self):
+        """``run`` for another thread: inference mode is per thread, entered there on the first call."""
+        import threading
+
+        local = threading.local()
+
+        def run() -> None:
+            if not hasattr(local, "mode"):
+                local.mode = self._torch.inference_mode()
+                local.mode.__enter__()
+            self._out = self.model(self.images)
+
+        return run
+
     def output(self) -> np.ndarray:
         return self._out.float().numpy()
 

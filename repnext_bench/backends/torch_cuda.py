@@ -75,6 +75,30 @@ class GpuSession(Session):
         self.host_out.copy_(out, non_blocking=True)
         self.stream.synchronize()
 
+    def thread_contexts(self) -> list:
+        """The thread-local settings a thread that runs this session enters first (torch's
+        inference mode and autocast are per thread)."""
+        return []
+
+    def threaded_run(self):
+        """``run`` for another thread (a stream of the throughput or server mode): on its first
+        call, the thread makes this session's CUDA stream its current one and enters the
+        session's thread-local settings; each session has a stream of its own, so N sessions
+        run on N CUDA streams."""
+        import threading
+
+        local = threading.local()
+
+        def run() -> None:
+            if not hasattr(local, "contexts"):
+                self._torch.cuda.set_stream(self.stream)
+                local.contexts = self.thread_contexts()
+                for context in local.contexts:
+                    context.__enter__()
+            self.run()
+
+        return run
+
     def output(self) -> np.ndarray:
         return self.host_out.numpy()
 
@@ -89,10 +113,7 @@ class CudaSession(GpuSession):
         self.options = options
         self.precision = precision
         self.x = x
-        self._contexts = [torch.inference_mode()]
-        if options.get("autocast") and precision in ("fp16", "bf16"):  # with CUDA graphs the casts are captured too
-            self._contexts.append(torch.autocast("cuda", dtype=dtype_of(precision),
-                                                 cache_enabled=not options.get("cuda_graphs")))
+        self._contexts = self.thread_contexts()
         for context in self._contexts:  # held for the session's life, not entered per call
             context.__enter__()
         self._compute = lambda: model(self.x)
@@ -101,6 +122,13 @@ class CudaSession(GpuSession):
                 self._compute()
             self.stream.synchronize()
             self._compute = self.capture(self._compute)
+
+    def thread_contexts(self) -> list:
+        torch, contexts = self._torch, [self._torch.inference_mode()]
+        if self.options.get("autocast") and self.precision in ("fp16", "bf16"):  # with CUDA graphs the casts are
+            contexts.append(torch.autocast("cuda", dtype=dtype_of(self.precision),  # captured too
+                                           cache_enabled=not self.options.get("cuda_graphs")))
+        return contexts
 
     def describe(self) -> Description:
         torch = self._torch

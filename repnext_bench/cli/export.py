@@ -23,8 +23,7 @@ def export(
     """Write the models as ONNX, OpenVINO IR, Core ML or TensorRT files, with a manifest.json
     that says what each file is (input, precision, size, SHA-256, weights, versions).
 
-    ONNX keeps the batch dynamic; --precision auto is fp32 for onnx and openvino, fp16 for a
-    Core ML ML program and TensorRT's default (TF32) for tensorrt."""
+    ONNX keeps the batch dynamic; --precision auto: fp32 (onnx, openvino), fp16 (Core ML), TF32 (tensorrt)."""
     from ..export.manifest import FORMATS, MANIFEST, new_manifest
 
     variants, form_list = v.variant_names(selector), v.forms(forms)

@@ -103,10 +103,12 @@ def _profile_all(cases: list, settings, case_timeout: float, iterations: int, re
     try:
         for case in cases:
             with err_console.status(f"profiling {escape(case.label)}", spinner="dots") if show else nullcontext():
-                result = precheck(case, availability_cache)
-                if result is None:
+                skipped = precheck(case, availability_cache)
+                if skipped is None:
                     reply = run_once(case, settings, case_timeout, "profile", iterations=iterations)
-                    result = reply if "status" in reply else case_record(case, "failed", reply["error"])
+                    result = reply if "status" in reply else case_record(case, "failed", reply["error"]).to_dict()
+                else:
+                    result = skipped.to_dict()
             if result["status"] == "ok":
                 result["summary"] = summarize_profile(result)
             report["results"].append(result)

@@ -23,7 +23,16 @@ from .common import (
 
 REPORT_FORMATS = ("repnext", "pytest-benchmark")
 
-Mode = Annotated[str, typer.Option("--mode", "-m", help="latency (one request in flight) or throughput.")]
+Mode = Annotated[str, typer.Option("--mode", "-m", help="latency (one request in flight), throughput (--streams "
+                                    "requests in flight, kept full) or server (Poisson arrivals: --qps or --p99).")]
+Streams = Annotated[str, typer.Option("--streams", help="Throughput and server modes: requests served at once, the "
+                                      "threads split between them, e.g. 1,2; auto: throughput tries 1, 2, 4... up "
+                                      "to one per core and names the best; server uses 1.")]
+Qps = Annotated[float | None, typer.Option("--qps", help="Server mode: requests per second, arriving as a seeded "
+                                           "Poisson process.")]
+P99 = Annotated[str | None, typer.Option("--p99", help="Server mode: find the highest rate whose p99 latency (queue "
+                                         "included) stays under this bound, e.g. 10ms.")]
+Requests = Annotated[int, typer.Option("--requests", help="Server mode: requests per trial (each rate tried).")]
 MinIters = Annotated[int, typer.Option("--min-iters", help="... and at least this many inferences in all.")]
 Warmup = Annotated[float, typer.Option("--warmup", help="Warm up each case's process at least this many seconds "
                                        "(and 3 inferences).")]
@@ -61,18 +70,19 @@ class Axes:
     def backend_names(self) -> list[str]:
         return list(dict.fromkeys(name for name, _ in self.backends))
 
-    def cases(self, backend_options: dict) -> list:
+    def cases(self, backend_options: dict, streams: list[int] | None = None) -> list:
         from ..cases import expand
 
         return expand(self.variants, self.forms, self.backends, self.precisions, self.batches, self.resolutions,
-                      self.threads, self.modes, backend_options=backend_options)
+                      self.threads, self.modes, backend_options=backend_options, streams=streams)
 
 
 def run(
     ctx: typer.Context,
     selector: o.Variants = "m0-m5", backend: o.Backends = "onnxruntime", device: o.Devices = "",
     forms: o.Forms = "train,fused", batch: o.Batch = "1", resolution: o.Resolution = "224", threads: o.Threads = "",
-    precision: o.Precision = "fp32", mode: Mode = "latency",
+    precision: o.Precision = "fp32", mode: Mode = "latency", streams: Streams = "auto", qps: Qps = None,
+    p99: P99 = None, requests: Requests = 1000,
     duration: o.Duration = 1.0, min_iters: MinIters = 10, warmup: Warmup = 0.3, block: o.Block = 0.1,
     min_rounds: MinRounds = 8, target_ci: TargetCi = "5%", budget: Budget = 50.0, restart_every: RestartEvery = 4,
     checkpoint: o.Checkpoint = None, output: o.Output = None, as_json: o.Json = False,
@@ -85,6 +95,7 @@ def run(
     """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
     axes = _axes(selector, backend, device, forms, batch, resolution, threads, precision, mode)
     backend_options.check_given(ctx, axes.backend_names)
+    stream_list, server = _mode_plan(ctx, axes.modes, streams, qps, p99, requests, seed)
     _check_limits(duration, warmup, min_iters, case_timeout)
     rounds_plan = rounds_plan_from(block, min_rounds, target_ci, budget, restart_every, duration, min_iters, seed)
     v.opset(opset)
@@ -96,11 +107,11 @@ def run(
     values = {"channels_last": channels_last, "compile": compile_model, "autocast": autocast,
               "cuda_graphs": cuda_graphs, "coreml_format": _coreml_formats(coreml_format)}
     per_backend = backend_options.per_backend(values)
-    cases = axes.cases(per_backend)
+    cases = axes.cases(per_backend, stream_list)
     settings = settings_from({"warmup_s": warmup, "warmup_iters": 3}, opset=opset, cache_dir=cache_dir,
                              no_cache=no_cache, checkpoint=checkpoint, seed=seed)
-    report = _new_report(axes, settings, rounds_plan, case_timeout, values, per_backend)
-    _sweep(cases, settings, rounds_plan, case_timeout, report, path, render, show=not (quiet or as_json))
+    report = _new_report(axes, settings, rounds_plan, case_timeout, values, per_backend, server)
+    _sweep(cases, settings, rounds_plan, case_timeout, report, path, render, server, show=not (quiet or as_json))
     failed = sum(r["status"] == "failed" for r in report["results"])
     _show(report, path, failed, as_json, quiet)
     if failed:
@@ -115,6 +126,31 @@ def _axes(selector: str, backend: str, device: str, forms: str, batch: str, reso
                 batches=v.positives(batch, "--batch"), resolutions=v.resolutions(resolution),
                 threads=v.thread_list(threads), precisions=v.precisions(precision),
                 modes=v.choices(mode, "--mode", MODES))
+
+
+def _mode_plan(ctx: typer.Context, modes: list[str], streams: str, qps: float | None, p99: str | None,
+               requests: int, seed: int):
+    """(the streams to sweep, None for auto; the server plan, None without server mode)."""
+    from ..serving import ServerPlan
+
+    given = {name for name in ("streams", "qps", "p99", "requests")
+             if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+    server_only = sorted(given & {"qps", "p99", "requests"})
+    if server_only and "server" not in modes:
+        raise UsageProblem(f"--{server_only[0]} applies to --mode server")
+    if modes == ["latency"] and "streams" in given:
+        raise UsageProblem("--streams applies to --mode throughput or server, not latency (one request in flight)")
+    stream_list = v.streams(streams)
+    if "server" not in modes:
+        return stream_list, None
+    if (qps is None) == (p99 is None):
+        raise UsageProblem("--mode server takes a rate (--qps 200) or a latency bound (--p99 10ms), one of them")
+    if qps is not None and not qps > 0:
+        raise UsageProblem(f"--qps {qps:g} is not valid: use a rate above 0 (requests per second)")
+    bound = v.milliseconds(p99, "--p99") if p99 is not None else None
+    if requests < 100:
+        raise UsageProblem(f"--requests {requests} is not valid: use at least 100 (a p99 rests on 1 in 100)")
+    return stream_list, ServerPlan(qps=qps, p99_ms=bound, requests=requests, seed=seed)
 
 
 def _coreml_formats(text: str) -> list[str]:
@@ -152,7 +188,8 @@ def _renderer(report_format: str):
     return None
 
 
-def _new_report(axes: Axes, settings, rounds_plan, case_timeout: float, values: dict, per_backend: dict) -> dict:
+def _new_report(axes: Axes, settings, rounds_plan, case_timeout: float, values: dict, per_backend: dict,
+                server) -> dict:
     from ..environment import fingerprint
     from ..report.schema import new_report
 
@@ -162,16 +199,20 @@ def _new_report(axes: Axes, settings, rounds_plan, case_timeout: float, values: 
               "rounds": rounds_plan.to_dict(), "case_timeout_s": case_timeout,
               "torch_options": {k: values[k] for k in backend_options.declared("torch")},
               "devices": sorted({d for _, d in axes.backends}), "backend_options": per_backend}
+    if server is not None:
+        config["server"] = server.to_dict()
     return new_report(fingerprint(command_line()), config)
 
 
-def _sweep(cases: list, settings, rounds_plan, case_timeout: float, report: dict, path, render, show: bool) -> None:
+def _sweep(cases: list, settings, rounds_plan, case_timeout: float, report: dict, path, render, server,
+           show: bool) -> None:
     from ..sweep import run_sweep
     from .progress import sweep_progress
 
     try:
         with sweep_progress(show, rounds_plan.budget_s) as on_event:
-            run_sweep(cases, settings, rounds_plan, case_timeout, report, path, render=render, on_event=on_event)
+            run_sweep(cases, settings, rounds_plan, case_timeout, report, path, render=render, on_event=on_event,
+                      server=server)
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted:[/] every finished block of {report['sweep']['finished']} of "
                           f"{len(cases)} cases kept in {path}")
@@ -179,7 +220,7 @@ def _sweep(cases: list, settings, rounds_plan, case_timeout: float, report: dict
 
 
 def _show(report: dict, path, failed: int, as_json: bool, quiet: bool) -> None:
-    from ..report.results import artifacts_table, problem_lines, results_table, sweep_lines
+    from ..report.results import artifacts_table, grid_lines, problem_lines, results_table, sweep_lines
 
     if as_json:
         console.out(json.dumps(report, indent=1))
@@ -191,6 +232,6 @@ def _show(report: dict, path, failed: int, as_json: bool, quiet: bool) -> None:
     exported = artifacts_table(report["results"])
     if exported:
         console.print(exported)
-    for line in [*problem_lines(report["results"]), *sweep_lines(report["sweep"])]:
+    for line in [*problem_lines(report["results"]), *grid_lines(report["results"]), *sweep_lines(report["sweep"])]:
         console.print(line, highlight=False)
     console.print(f"report: {path}" + (f"  [red]{failed} case(s) failed[/]" if failed else ""))

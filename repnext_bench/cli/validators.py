@@ -167,3 +167,22 @@ def at_least(value: float, floor: float, option: str, *, strictly: bool = False)
         raise UsageProblem(f"{option} {value:g} is not valid: use a value {'above' if strictly else 'of at least'} "
                            f"{floor:g}")
     return value
+
+
+def streams(text: str, option: str = "--streams") -> list[int] | None:
+    """``auto`` (None: the grid of cases.stream_grid in throughput mode, one stream in server
+    mode) or stream counts to sweep."""
+    return None if text.strip().lower() == "auto" else positives(text, option)
+
+
+def milliseconds(text: str, option: str) -> float:
+    """``10ms``, ``10`` (milliseconds) or ``0.01s`` -> 10.0, above 0."""
+    item = text.strip().lower()
+    scale = 1e3 if item.endswith("s") and not item.endswith("ms") else 1.0
+    try:
+        value = float(item.removesuffix("ms").removesuffix("s")) * scale
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UsageProblem(f"{option} {text!r} is not valid: use a time above 0, e.g. 10ms, 10 (milliseconds) or 0.01s")
+    return value

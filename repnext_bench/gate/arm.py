@@ -80,7 +80,10 @@ class Arm:
         self.session = self.resources.enter_context(open_case(case, settings)).session
         warm_up(self.session.run, settings.plan)
         self.slowdown = float(request.get("slowdown") or 0.0)
-        return {"ok": True, "backend": self.session.describe().to_dict(), "pinned_cpus": pinned}
+        backend, gpu_memory = self.session.describe().to_dict(), self.session.gpu_memory()
+        if gpu_memory is not None:  # as gate records have carried it
+            backend["gpu_memory"] = gpu_memory.to_dict()
+        return {"ok": True, "backend": backend, "pinned_cpus": pinned}
 
     def calibrate(self, request: dict) -> dict:
         """How many inferences fill ``block_s``; with a slowdown, its busy time is set from the

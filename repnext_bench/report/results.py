@@ -1,11 +1,14 @@
 """The results table of a sweep, and the per-case lines shown while it runs."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ..records import ArtifactRecord, Ratio, Result, as_result
+from ..measure.rounds import unpaired_ratio
+from ..records import ArtifactRecord, Ratio, Result, ServerRecord, as_result
 
 NO_CLEAR_DIFFERENCE = "no clear difference"  # what a ratio whose 95% CI includes 1.0 says instead of a number
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unavailable": "dim"}
@@ -67,29 +70,38 @@ def case_line(result: Result | dict, previous: Result | dict | None = None) -> s
 
 
 def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark") -> Table:
-    results = [as_result(r) for r in results]
+    """One row per case; of a ``--streams`` grid only its best point (the grid is in
+    :func:`grid_lines`)."""
+    results = [r for r in map(as_result, results) if r.best_streams is not False]
     varying = [k for k in _VARYING if len({getattr(r.case, k) for r in results}) > 1]
+    concurrent = any(r.case.mode != "latency" for r in results)
+    served = any(r.server for r in results)
     table = Table(title=title, box=box.SIMPLE_HEAVY)
     gpu = any(r.device_latency_ms for r in results)
-    headers = ["variant", "form", "backend", "precision", "batch", *varying,
-               "p50 ms", "p90 ms", "p99 ms", "CV", *(["GPU p50"] if gpu else []), "img/s", "peak RSS", "rel err",
+    headers = ["variant", "form", "backend", "precision", "batch", *varying, *(["streams"] if concurrent else []),
+               "p50 ms", "p90 ms", "p99 ms", "CV", *(["GPU p50"] if gpu else []), "img/s",
+               *(["QPS\n(offered)", "over\nbound"] if served else []), "peak RSS", "rel err",
                "fused speedup\n(95% CI)", "status"]
     for header in headers:
         table.add_column(header, justify="left" if header in ("variant", "form", "backend", "status") else "right",
                          no_wrap=True)
     noisy = any(r.latency_ms and r.latency_ms.noisy for r in results)
     for result in results:
-        table.add_row(*_row(result, varying, gpu))
+        table.add_row(*_row(result, varying, gpu, concurrent, served))
     captions = ["! noisy: the IQR is more than 10% of the median"] if noisy else []
     if any(r.converged is False for r in results):
         captions.append("~ not converged: its 95% CI is wider than --target-ci when the budget ran out")
     if gpu:
         captions.append("p50/p90/p99: host end to end, copies included; GPU p50: CUDA events around the compute")
+    if concurrent:
+        captions.append("streams: requests served at once x threads each; img/s: all streams together")
+    if served:
+        captions.append("server mode: latency from each request's arrival (Poisson) to its end, queue included")
     table.caption = "\n".join(captions) or None
     return table
 
 
-def _row(result: Result, varying: list[str], gpu: bool) -> list[str]:
+def _row(result: Result, varying: list[str], gpu: bool, concurrent: bool, served: bool) -> list[str]:
     case, latency = result.case, result.latency_ms
     cv = ""
     if latency and latency.cv is not None:
@@ -106,15 +118,50 @@ def _row(result: Result, varying: list[str], gpu: bool) -> list[str]:
     return [
         case.variant, case.form, backend, precision_text(case.precision, result.precision_effective), str(case.batch),
         *(str(getattr(case, k)) for k in varying),
+        *([f"{case.streams}x{case.threads_per_stream}" if case.mode != "latency" else ""] if concurrent else []),
         format_ms(result.p50_ms) + (" [yellow]~[/]" if result.converged is False else ""),
         format_ms(latency.p90 if latency else None), format_ms(latency.p99 if latency else None), cv,
         *([format_ms(result.device_latency_ms.p50 if result.device_latency_ms else None)] if gpu else []),
         f"{result.throughput_ips:.1f}" if result.throughput_ips else "",
+        *(_server_cells(result.server) if served else []),
         f"{result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else "",
         f"{result.rel_l2:.1e}" if result.parity else "",
         speedup,
         f"[{_STATUS_STYLE[result.status]}]{result.status}[/]",
     ]
+
+
+def _server_cells(server: ServerRecord | None) -> list[str]:
+    if server is None:
+        return ["", ""]
+    missed = "" if server.missed is None else f"{server.missed} of {server.requests}"
+    return [f"{server.qps_achieved:.0f} ({server.qps_offered:.0f})", missed]
+
+
+def grid_lines(results: list[Result | dict]) -> list[str]:
+    """Each ``--streams`` grid: images/s at every point tried, the best one named; and each
+    ``--p99`` search: p99 at every rate tried, and the highest rate that met the bound."""
+    lines = []
+    results = [as_result(r) for r in results]
+    for best in (r for r in results if r.best_streams):
+        points = sorted((r for r in results if r.best_streams is not None and r.ok
+                         and replace(r.case, streams=1) == replace(best.case, streams=1)),
+                        key=lambda r: r.case.streams)
+        curve = ", ".join(f"{r.case.streams}x{r.case.threads_per_stream} {r.throughput_ips:.0f}" for r in points)
+        runner_up = max((r for r in points if r is not best), key=lambda r: r.throughput_ips)
+        margin = unpaired_ratio(best.throughput_blocks_ips or [], runner_up.throughput_blocks_ips or [])
+        lines.append(f"[dim]streams x threads, img/s: {curve}; best {best.case.streams}x"
+                     f"{best.case.threads_per_stream}, over {runner_up.case.streams}x"
+                     f"{runner_up.case.threads_per_stream}: {ratio_text(margin) or 'too few blocks to tell'}[/] "
+                     f"({escape(replace(best.case, streams=1).label)})")
+    for result in results:
+        search = result.server.search if result.server else None
+        if search:
+            curve = ", ".join(f"{t['qps_offered']:.0f}/s p99 {format_ms(t['p99_ms'])}" for t in search["curve"])
+            found = (f"highest rate under {search['bound_ms']:g} ms: {search['best_qps']:.0f}/s"
+                     if search["best_qps"] else f"no rate tried kept p99 under {search['bound_ms']:g} ms")
+            lines.append(f"[dim]{escape(result.label)}: {found} (stopped: {search['stopped']}); tried {curve}[/]")
+    return lines
 
 
 def artifacts_table(results: list[Result | dict]) -> Table | None:

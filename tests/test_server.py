@@ -1,0 +1,129 @@
+"""The server scenario against queueing theory: a synthetic backend of fixed service time D on
+one worker is an M/D/1 queue, whose mean time in the queue is rho * D / (2 (1 - rho))."""
+import time
+
+import numpy as np
+import pytest
+
+from repnext_bench.measure.server import (
+    SearchPlan,
+    ServerStats,
+    md1_mean_wait,
+    poisson_arrivals,
+    search_qps,
+    serve,
+    server_stats,
+)
+
+SERVICE_S = 0.002
+TRIAL_S = 6.0
+SEED = 11
+
+
+def spin(seconds: float) -> None:
+    """A service of exactly ``seconds``: spun, since a sleep overshoots by tens of microseconds."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def lindley_waits(arrivals: np.ndarray, service_s: float) -> np.ndarray:
+    """The exact waits of one FIFO server of fixed service time on these arrivals."""
+    waits, free_at = np.empty(len(arrivals)), 0.0
+    for index, arrival in enumerate(arrivals):
+        start = max(arrival, free_at)
+        waits[index], free_at = start - arrival, start + service_s
+    return waits
+
+
+def sampling_band(rho: float, requests_s: float, seeds: int = 200) -> float:
+    """How far (relative, 99.5th percentile over seeds) the mean wait of ``requests_s`` seconds
+    of arrivals strays from the theory by chance alone: the mean of a finite, autocorrelated
+    sample (near 15% at rho 0.8 over 6 s, so a fixed percentage would be either loose or flaky)."""
+    qps = rho / SERVICE_S
+    theory = md1_mean_wait(rho, SERVICE_S)
+    errors = [abs(lindley_waits(poisson_arrivals(qps, 1000 + s, duration_s=requests_s), SERVICE_S).mean() / theory - 1)
+              for s in range(seeds)]
+    return float(np.percentile(errors, 99.5))
+
+
+def test_poisson_arrivals_are_seeded_and_have_the_rate():
+    a, b = poisson_arrivals(500, 3, duration_s=20), poisson_arrivals(500, 3, duration_s=20)
+    assert np.array_equal(a, b) and not np.array_equal(a, poisson_arrivals(500, 4, duration_s=20))
+    assert len(a) / 20 == pytest.approx(500, rel=0.03) and a.max() < 20 and np.all(np.diff(a) > 0)
+    gaps = np.diff(a)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.05)  # exponential: CV 1
+    assert len(poisson_arrivals(100, 0, count=37)) == 37
+    with pytest.raises(ValueError):
+        poisson_arrivals(0, 0, duration_s=1)
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.6, 0.8])
+def test_md1_mean_wait_matches_theory(rho):
+    arrivals = poisson_arrivals(rho / SERVICE_S, SEED, duration_s=TRIAL_S)
+    served = serve(lambda worker: spin(SERVICE_S), arrivals, workers=1)
+    measured = served.waits_ms.mean() / 1e3
+    # 1. the mechanism: the waits of this very sample path, computed exactly; what remains is
+    # the overhead of taking a request and reading the clock (tens of microseconds)
+    exact = lindley_waits(arrivals, SERVICE_S).mean()
+    assert measured == pytest.approx(exact, rel=0.05, abs=1e-4)
+    # 2. the theory, within what chance allows for this many requests, plus that overhead
+    band = sampling_band(rho, TRIAL_S)
+    theory = md1_mean_wait(rho, SERVICE_S)
+    assert abs(measured / theory - 1) <= band + 0.05 + 1e-4 / theory, (measured, theory, band)
+    assert np.all(served.starts >= served.arrivals) and np.all(served.ends - served.starts >= SERVICE_S)
+
+
+def test_a_stall_shows_in_every_request_that_arrived_during_it():
+    """Coordinated omission: a closed loop would see one slow request; the open loop sees the
+    200 ms stall in the latency of every request that arrived during it."""
+    arrivals = poisson_arrivals(200, SEED, duration_s=2.0)
+    stalled = int(np.searchsorted(arrivals, 0.5))
+
+    def run(worker: int, calls=[0]) -> None:  # noqa: B006  (a counter of calls)
+        calls[0] += 1
+        spin(0.2 if calls[0] == stalled + 1 else 0.001)
+
+    served = serve(run, arrivals, workers=1)
+    stall_end = served.ends[stalled]
+    during = np.flatnonzero((arrivals > arrivals[stalled]) & (arrivals < stall_end))
+    assert len(during) >= 20  # about 40 at 200 requests/s
+    late = served.latencies_ms[during]
+    assert np.all(late >= (stall_end - arrivals[during]) * 1e3 - 0.05)
+    assert np.sum(served.latencies_ms > 100) >= len(during) // 2
+    stats = server_stats(served, 200, bound_ms=10)
+    assert stats.max_ms >= 200 and stats.missed >= len(during) // 2 and stats.p99_ms > 100
+
+
+def test_more_workers_serve_more_requests():
+    arrivals = poisson_arrivals(1500, SEED, duration_s=1.0)  # 3x what one worker of 2 ms can serve
+    one = server_stats(serve(lambda w: time.sleep(SERVICE_S), arrivals, workers=1), 1500)
+    four = server_stats(serve(lambda w: time.sleep(SERVICE_S), arrivals, workers=4), 1500)
+    assert one.qps_achieved < 600 and four.qps_achieved > 1.5 * one.qps_achieved
+    assert four.p99_ms < one.p99_ms
+
+
+def test_the_search_finds_the_highest_rate_under_the_bound():
+    """A synthetic trial whose p99 grows with the rate as an M/D/1 queue's does: the search
+    must end within its tolerance of the rate where p99 crosses the bound."""
+    def trial(qps: float, arrivals: np.ndarray) -> ServerStats:
+        rho = min(qps * SERVICE_S, 0.999)
+        p99 = 1e3 * (SERVICE_S + 4.6 * md1_mean_wait(rho, SERVICE_S))  # monotonic in the rate
+        return ServerStats(qps, qps, len(arrivals), p99 / 2, p99 * 0.8, p99, p99 * 1.5, 0.0)
+
+    plan = SearchPlan(bound_ms=10.0, start_qps=50, trial_s=0.01, min_requests=1)
+    result = search_qps(trial, plan)
+    crossing = next(q for q in np.arange(50, 500, 0.01) if trial(q, np.zeros(1)).p99_ms > 10.0)
+    assert result.stopped == "converged"
+    assert crossing / (1 + plan.tolerance) <= result.best.qps_offered < crossing
+    assert [s.qps_offered for s in result.curve] == sorted(s.qps_offered for s in result.curve)
+    never = search_qps(trial, SearchPlan(bound_ms=1.0, start_qps=50, trial_s=0.01, min_requests=1, max_trials=6))
+    assert never.best is None and never.stopped == "trials"
+
+
+def test_a_failing_request_stops_the_scenario():
+    def run(worker: int) -> None:
+        raise RuntimeError("inference failed")
+
+    with pytest.raises(RuntimeError, match="inference failed"):
+        serve(run, poisson_arrivals(100, 0, count=10), workers=2)

@@ -212,12 +212,15 @@ class CaseWorker:
 
         case = self.case
         if case.streams == 1 or get_backend(case.backend).native_streams:
+            session.run()  # untimed, as before a latency block: the process has been idle
             plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=self.block_s, min_iters=1)
             completed, wall, concurrency = session.throughput(plan)
         else:
             from .measure.server import closed_loop
 
-            completed, wall = closed_loop(self.loaded.runners(), self.block_s, case.streams)
+            runners = self.loaded.runners()
+            closed_loop(runners, 0.0, case.streams)  # one untimed inference per stream first
+            completed, wall = closed_loop(runners, self.block_s, case.streams)
             concurrency = {"streams": case.streams, "requests": case.streams}
         return {"completed": completed, "wall_s": wall,
                 "concurrency": {**concurrency, "threads_per_stream": case.threads_per_stream}}

@@ -261,6 +261,7 @@ class ServerRecord(Record):
     mean_wait_ms: float
     bound_ms: float | None = None
     missed: int | None = None
+    p99_ci_ms: list[float] | None = None  # 95% CI of the p99 (order statistics: optimistic, queued latencies correlate)
     search: dict | None = None
 
 

@@ -5,6 +5,7 @@ them (:mod:`repnext_bench.measure.server`); the latencies come back and become t
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -43,9 +44,11 @@ class ServeFailed(Exception):
     pass
 
 
-def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit_s: float) -> tuple[Result, dict]:
+def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit_s: float,
+                    on_trial: Callable[[ServerStats], None] | None = None) -> tuple[Result, dict]:
     """The result of ``case`` in server mode, and the process's load and finish replies (what
-    ran, its output, its memory: the sweep's record of a case reads them)."""
+    ran, its output, its memory: the sweep's record of a case reads them); ``on_trial`` hears
+    of each rate served."""
     process = CaseProcess(case, settings, time_limit_s)
     try:
         process.send("load", block_s=LOAD_BLOCK_S)
@@ -59,15 +62,18 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
             if "error" in reply:
                 raise ServeFailed(reply["error"])
             served[qps] = Served(arrivals, np.asarray(reply["starts"]), np.asarray(reply["ends"]))
-            return server_stats(served[qps], qps, plan.p99_ms)
+            stats = server_stats(served[qps], qps, plan.p99_ms)
+            if on_trial:
+                on_trial(stats)
+            return stats
 
         if plan.qps is not None:
             chosen, search = trial(plan.qps, poisson_arrivals(plan.qps, plan.seed, count=plan.requests)), None
         else:
             start = START_UTILISATION * case.streams * loaded["block_n"] / LOAD_BLOCK_S
-            found = search_qps(trial, SearchPlan(bound_ms=plan.p99_ms, start_qps=start, trial_s=0,
-                                                 min_requests=plan.requests, tolerance=plan.tolerance,
-                                                 max_trials=plan.max_trials, seed=plan.seed))
+            found = search_qps(trial, SearchPlan(bound_ms=plan.p99_ms, start_qps=start, requests=plan.requests,
+                                                 tolerance=plan.tolerance, max_trials=plan.max_trials,
+                                                 seed=plan.seed))
             chosen = found.best or found.curve[0]  # none met the bound: the lowest rate tried, shown as missing it
             search = {"bound_ms": plan.p99_ms, "start_qps": start, "stopped": found.stopped,
                       "best_qps": found.best.qps_offered if found.best else None,

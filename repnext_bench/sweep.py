@@ -336,8 +336,9 @@ class Sweep:
             if self.server is None:
                 self.served[case] = Result(case, "failed", "server mode needs a rate (--qps) or a bound (--p99)")
             else:
+                heard = lambda stats, case=case: self.on_event("trial", case=case, stats=stats)  # noqa: E731
                 self.served[case] = server_record(case, *run_server_case(case, self.settings, self.server,
-                                                                        self.time_limit_s), self.plan)
+                                                                        self.time_limit_s, heard), self.plan)
             if not self.served[case].ok:
                 self.on_event("problem", record=self.served[case])
             self.save()

@@ -105,20 +105,32 @@ def test_more_workers_serve_more_requests():
 
 def test_the_search_finds_the_highest_rate_under_the_bound():
     """A synthetic trial whose p99 grows with the rate as an M/D/1 queue's does: the search
-    must end within its tolerance of the rate where p99 crosses the bound."""
+    must end within its tolerance of the rate where p99 crosses the bound, from below or above."""
     def trial(qps: float, arrivals: np.ndarray) -> ServerStats:
         rho = min(qps * SERVICE_S, 0.999)
-        p99 = 1e3 * (SERVICE_S + 4.6 * md1_mean_wait(rho, SERVICE_S))  # monotonic in the rate
-        return ServerStats(qps, qps, len(arrivals), p99 / 2, p99 * 0.8, p99, p99 * 1.5, 0.0)
+        wait = 1e3 * md1_mean_wait(rho, SERVICE_S)
+        p99 = 1e3 * SERVICE_S + 4.6 * wait  # monotonic in the rate
+        return ServerStats(qps, qps, len(arrivals), p99 / 2, p99 * 0.8, p99, p99 * 1.5, wait)
 
-    plan = SearchPlan(bound_ms=10.0, start_qps=50, trial_s=0.01, min_requests=1)
-    result = search_qps(trial, plan)
     crossing = next(q for q in np.arange(50, 500, 0.01) if trial(q, np.zeros(1)).p99_ms > 10.0)
-    assert result.stopped == "converged"
-    assert crossing / (1 + plan.tolerance) <= result.best.qps_offered < crossing
-    assert [s.qps_offered for s in result.curve] == sorted(s.qps_offered for s in result.curve)
-    never = search_qps(trial, SearchPlan(bound_ms=1.0, start_qps=50, trial_s=0.01, min_requests=1, max_trials=6))
-    assert never.best is None and never.stopped == "trials"
+    for start in (50, 450):  # doubling up to the bound, or halving down to it
+        plan = SearchPlan(bound_ms=10.0, start_qps=start, requests=100)
+        result = search_qps(trial, plan)
+        assert result.stopped == "converged"
+        assert crossing / (1 + plan.tolerance) <= result.best.qps_offered < crossing
+        assert [s.qps_offered for s in result.curve] == sorted(s.qps_offered for s in result.curve)
+    # a bound below the inference time itself: missed with no queue, so no lower rate is tried
+    never = search_qps(trial, SearchPlan(bound_ms=1.0, start_qps=50, requests=100))
+    assert never.best is None and never.stopped == "unreachable" and len(never.curve) == 1
+    capped = search_qps(trial, SearchPlan(bound_ms=10.0, start_qps=50, requests=100, max_trials=2))
+    assert capped.stopped == "trials" and len(capped.curve) == 2
+
+
+def test_a_trial_is_never_longer_than_its_limit_nor_shorter_than_a_p99_needs():
+    plan = SearchPlan(bound_ms=10.0, start_qps=1.0, requests=1000, max_trial_s=30)
+    assert len(plan.arrivals(1.0, 0)) == 100  # 30 s at 1/s is 30 requests: raised to 100
+    assert len(plan.arrivals(10.0, 0)) == 300  # 1000 would take 100 s
+    assert len(plan.arrivals(500.0, 0)) == 1000
 
 
 def test_a_failing_request_stops_the_scenario():
@@ -127,3 +139,16 @@ def test_a_failing_request_stops_the_scenario():
 
     with pytest.raises(RuntimeError, match="inference failed"):
         serve(run, poisson_arrivals(100, 0, count=10), workers=2)
+
+
+def test_each_trial_gives_its_p99_with_a_ci():
+    from repnext_bench.measure.stats import quantile_ci95
+
+    data = np.sort(np.random.default_rng(0).exponential(1.0, 1000))
+    low, high = quantile_ci95(data, 0.99)
+    assert low < np.percentile(data, 99) < high and high < data[-1]
+    arrivals = poisson_arrivals(200, SEED, count=300)
+    stats = server_stats(serve(lambda worker: spin(0.001), arrivals), 200, bound_ms=5)
+    low, high = stats.p99_ci_ms
+    assert low <= stats.p99_ms <= high <= stats.max_ms
+    assert stats.to_dict()["p99_ci_ms"] == [low, high]

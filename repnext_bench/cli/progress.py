@@ -47,6 +47,15 @@ def sweep_progress(show: bool, budget_s: float):
             progress.console.print(_loaded_line(info), highlight=False)
         elif kind == "problem" and show:
             progress.console.print(case_line(info["record"]), highlight=False)
+        elif kind == "trial":
+            stats = info["stats"]
+            line = (f"serving {info['case'].label}: {stats.qps_offered:.0f} requests/s offered, "
+                    f"{stats.qps_achieved:.0f} served, p99 {stats.p99_ms:.3g} ms"
+                    + (f" (bound {stats.bound_ms:g} ms: {'met' if stats.p99_ms <= stats.bound_ms else 'missed'})"
+                       if stats.bound_ms is not None else ""))
+            progress.update(task, description=escape(line))
+            if show:
+                progress.console.print(f"[dim]{escape(line)}[/]", highlight=False)
 
     with progress:
         yield on_event

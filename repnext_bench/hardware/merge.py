@@ -90,7 +90,7 @@ def merge(reports: list[tuple[str, dict]], labels: list[str] | None = None) -> d
 def _case_key(row: dict) -> tuple:
     """One case on one machine with one runtime version: runs of it pool, other versions do not."""
     return tuple(row[k] for k in ("machine", "variant", "form", "backend", "device", "asked", "batch", "resolution",
-                                  "threads", "mode", "options", "runtime"))
+                                  "threads", "mode", "streams", "options", "runtime"))
 
 
 def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -103,7 +103,7 @@ def combine(rows: list[dict]) -> tuple[list[dict], list[str]]:
     combined, notes = [], []
     for group in groups.values():
         ok = [r for r in group if r["status"] == "ok" and r["samples_ms"]]
-        if len(group) == 1 or len(ok) < 2:
+        if len(group) == 1 or len(ok) < 2 or group[0]["mode"] != "latency":  # a queue's latencies do not pool
             finished = [r for r in group if r["status"] == "ok"]
             combined.append(dict(ok[-1] if ok else finished[-1] if finished else group[-1], runs=len(ok) or 1))
             if len(group) > 1:
@@ -157,12 +157,15 @@ def _row(machine: str, report_name: str, result: Result, environment: dict) -> d
         "samples_ms": result.samples, "samples_round": result.samples_round,
         "paired_speedup": result.fused_speedup.to_dict() if result.fused_speedup else None,
         "throughput_ips": result.throughput_ips, "peak_rss_mb": result.peak_rss_mb, "rel_l2": result.rel_l2,
-        "case": case.label,
+        "case": case.label, "streams": case.streams, "threads_per_stream": case.threads_per_stream,
+        "server": result.server.to_dict() if result.server else None,
     }
 
 
 def _ok_latency(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["status"] == "ok" and r["p50_ms"] is not None and r["batch"] == 1]
+    """Finished batch-1 latency-mode rows (a server row has latencies too, queueing in them)."""
+    return [r for r in rows if r["status"] == "ok" and r["p50_ms"] is not None and r["batch"] == 1
+            and r["mode"] == "latency"]
 
 
 def best_latency(rows: list[dict]) -> list[dict]:

@@ -9,13 +9,14 @@ import io
 from pathlib import Path
 
 from ..report.results import ratio_text
+from . import serving
 from .identity import FIELDS
 from .merge import best_latency, coverage, ship
 from .plots import PLOTS
 
 CSV_FIELDS = ("machine", "report", "status", "runtime", "variant", "form", "backend", "device", "asked", "precision",
-              "batch",
-              "resolution", "threads", "mode", "options", "p50_ms", "throughput_ips", "peak_rss_mb", "rel_l2")
+              "batch", "resolution", "threads", "mode", "streams", "options", "p50_ms", "throughput_ips", "peak_rss_mb",
+              "rel_l2")
 
 
 def _f(value, digits: int = 3) -> str:
@@ -48,7 +49,7 @@ def tables(merged: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                   str(r["threads"]), _ms_ci(r), f"{r['rel_l2']:.1e}", "; ".join(r["tied_with"]) or "no tie",
                   _f(r["baseline_ms"]), ratio_text(r["speedup_over_baseline"]) or "not measured"]
                  for r in ship(rows)])]
-    return machines + gaps + latency + answers
+    return machines + gaps + latency + answers + serving.tables(rows)
 
 
 def _machine_rows(merged: dict) -> list[list[str]]:
@@ -74,12 +75,13 @@ def _ms_ci(row: dict) -> str:
 
 
 def resolutions(merged: dict) -> list[int]:
-    return sorted({r["resolution"] for r in merged["rows"] if r["status"] == "ok"})
+    return sorted({r["resolution"] for r in merged["rows"] if r["status"] == "ok" and r["mode"] == "latency"})
 
 
 def plots(merged: dict) -> dict[str, bytes]:
     best = best_latency(merged["rows"])
-    return {f"{name}-{px}px": draw(best, px) for px in resolutions(merged) for name, draw in PLOTS.items()}
+    drawn = {f"{name}-{px}px": draw(best, px) for px in resolutions(merged) for name, draw in PLOTS.items()}
+    return {**drawn, **serving.plots(merged["rows"])}
 
 
 def _md_table(title: str, headers: list[str], rows: list[list[str]]) -> str:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .stats import quantile_ci95
+
 SPIN_S = 0.0005  # the last stretch of a wait for an arrival is spun, not slept: sleep overshoots
 
 
@@ -109,9 +111,12 @@ class ServerStats:
     mean_wait_ms: float
     bound_ms: float | None = None
     missed: int | None = None  # requests slower than the bound
+    p99_ci_ms: tuple[float, float] | None = None  # 95%, from order statistics (optimistic: queued latencies correlate)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["p99_ci_ms"] = list(self.p99_ci_ms) if self.p99_ci_ms else None
+        return data
 
 
 def server_stats(served: Served, qps: float, bound_ms: float | None = None) -> ServerStats:
@@ -124,7 +129,8 @@ def server_stats(served: Served, qps: float, bound_ms: float | None = None) -> S
         qps_offered=qps, qps_achieved=len(latencies) / span if span > 0 else math.inf, requests=len(latencies),
         p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(latencies.max()),
         mean_wait_ms=float(served.waits_ms.mean()), bound_ms=bound_ms,
-        missed=int((latencies > bound_ms).sum()) if bound_ms is not None else None)
+        missed=int((latencies > bound_ms).sum()) if bound_ms is not None else None,
+        p99_ci_ms=quantile_ci95(np.sort(latencies), 0.99))
 
 
 def md1_mean_wait(rho: float, service_s: float) -> float:
@@ -135,25 +141,34 @@ def md1_mean_wait(rho: float, service_s: float) -> float:
 @dataclass(frozen=True)
 class SearchPlan:
     """Find the highest rate whose p99 stays under the bound: double the rate from ``start_qps``
-    until the bound is missed (or halve it until it is met), then bisect between the highest
-    rate that met it and the lowest that missed it until they are within ``tolerance`` of each
-    other or ``max_trials`` trials have run. Each trial serves ``trial_s`` seconds of arrivals
-    (and at least ``min_requests`` requests, so that its p99 rests on 100 or more)."""
+    until the bound is missed (or halve it until it is met), then bisect, on a log scale, between
+    the highest rate that met the bound and the lowest that missed it, until they are within
+    ``tolerance`` of each other (``converged``) or ``max_trials`` trials have run (``trials``).
+    A trial that misses the bound with almost no queueing (the mean wait under ``queue_share``
+    of its p99) ends the search: the inferences alone are slower than the bound, and no lower
+    rate can meet it (``unreachable``). Each trial serves ``requests`` arrivals, or fewer where
+    they would take longer than ``max_trial_s`` (never fewer than ``min_requests``)."""
 
     bound_ms: float
     start_qps: float
-    trial_s: float = 3.0
-    min_requests: int = 200
+    requests: int = 1000
+    min_requests: int = 100
+    max_trial_s: float = 30.0
     tolerance: float = 0.05
-    max_trials: int = 16
+    max_trials: int = 12
+    queue_share: float = 0.05
     seed: int = 0
+
+    def arrivals(self, qps: float, trial: int) -> np.ndarray:
+        count = int(min(self.requests, max(self.min_requests, qps * self.max_trial_s)))
+        return poisson_arrivals(qps, self.seed + trial, count=count)
 
 
 @dataclass
 class SearchResult:
-    best: ServerStats | None  # the highest rate that met the bound (None: not even the lowest tried)
+    best: ServerStats | None  # the highest rate that met the bound (None: no rate tried met it)
     curve: list[ServerStats]  # every trial, by rate
-    stopped: str  # "converged" (within the tolerance) or "trials" (max_trials reached)
+    stopped: str  # "converged", "trials" or "unreachable"
 
     def to_dict(self) -> dict:
         return {"best": self.best.to_dict() if self.best else None, "curve": [c.to_dict() for c in self.curve],
@@ -167,23 +182,28 @@ def search_qps(trial: Callable[[float, np.ndarray], ServerStats], plan: SearchPl
     missed: ServerStats | None = None
     curve: list[ServerStats] = []
     qps = plan.start_qps
+
+    def result(stopped: str) -> SearchResult:
+        return SearchResult(met, sorted(curve, key=lambda s: s.qps_offered), stopped)
+
     for index in range(plan.max_trials):
-        duration = max(plan.trial_s, plan.min_requests / qps)
-        stats = trial(qps, poisson_arrivals(qps, plan.seed + index, duration_s=duration))
+        stats = trial(qps, plan.arrivals(qps, index))
         curve.append(stats)
         if on_trial:
             on_trial(stats)
-        if stats.p99_ms <= plan.bound_ms and (met is None or qps > met.qps_offered):
-            met = stats
-        elif stats.p99_ms > plan.bound_ms and (missed is None or qps < missed.qps_offered):
-            missed = stats
+        if stats.p99_ms <= plan.bound_ms:
+            met = stats if met is None or qps > met.qps_offered else met
+        else:
+            missed = stats if missed is None or qps < missed.qps_offered else missed
+            if met is None and stats.mean_wait_ms < plan.queue_share * stats.p99_ms:
+                return result("unreachable")
         if met and missed and missed.qps_offered <= met.qps_offered * (1 + plan.tolerance):
-            return SearchResult(met, sorted(curve, key=lambda s: s.qps_offered), "converged")
+            return result("converged")
         if met and missed:
-            qps = math.sqrt(met.qps_offered * missed.qps_offered)  # bisect on a log scale
+            qps = math.sqrt(met.qps_offered * missed.qps_offered)
         else:
             qps = qps * 2 if missed is None else qps / 2
-    return SearchResult(met, sorted(curve, key=lambda s: s.qps_offered), "trials")
+    return result("trials")
 
 
 def closed_loop(runs: list[Callable[[], None]], min_s: float, min_count: int = 1,

@@ -11,17 +11,23 @@ NOISY_IQR_RATIO = 0.10  # a case whose IQR exceeds 10% of its median is flagged 
 _Z95 = 1.959963984540054
 
 
-def median_ci95(sorted_samples: np.ndarray) -> tuple[float, float]:
-    """Distribution-free 95% confidence interval of the median, from order statistics.
+def quantile_ci95(sorted_samples: np.ndarray, q: float) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the ``q`` quantile, from order statistics.
 
-    The ranks are n/2 -+ 1.96 sqrt(n)/2 (normal approximation to the binomial), widened
-    to the nearest order statistics; with very few samples it is the whole range.
+    The ranks are nq -+ 1.96 sqrt(nq(1-q)) (normal approximation to the binomial), widened
+    to the nearest order statistics; with very few samples it is the whole range. It assumes
+    independent samples.
     """
     n = len(sorted_samples)
-    half_width = _Z95 * math.sqrt(n) / 2
-    low = max(0, math.floor(n / 2 - half_width) - 1)
-    high = min(n - 1, math.ceil(n / 2 + half_width))
+    half_width = _Z95 * math.sqrt(n * q * (1 - q))
+    low = max(0, math.floor(n * q - half_width) - 1)
+    high = min(n - 1, math.ceil(n * q + half_width))
     return float(sorted_samples[low]), float(sorted_samples[high])
+
+
+def median_ci95(sorted_samples: np.ndarray) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median (:func:`quantile_ci95` at 0.5)."""
+    return quantile_ci95(sorted_samples, 0.5)
 
 
 def summarize(samples: Sequence[float]) -> dict:

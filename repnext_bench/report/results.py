@@ -78,16 +78,18 @@ def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark"
     served = any(r.server for r in results)
     table = Table(title=title, box=box.SIMPLE_HEAVY)
     gpu = any(r.device_latency_ms for r in results)
+    speedups = any(r.fused_speedup for r in results) or not (concurrent or served)
     headers = ["variant", "form", "backend", "precision", "batch", *varying, *(["streams"] if concurrent else []),
                "p50 ms", "p90 ms", "p99 ms", "CV", *(["GPU p50"] if gpu else []), "img/s",
-               *(["QPS\n(offered)", "over\nbound"] if served else []), "peak RSS", "rel err",
-               "fused speedup\n(95% CI)", "status"]
+               *(["req/s\n(offered)", "over\nbound"] if served else []), "peak RSS", "rel err",
+               *(["fused speedup\n(95% CI)"] if speedups else []), "status"]
     for header in headers:
         table.add_column(header, justify="left" if header in ("variant", "form", "backend", "status") else "right",
                          no_wrap=True)
     noisy = any(r.latency_ms and r.latency_ms.noisy for r in results)
     for result in results:
-        table.add_row(*_row(result, varying, gpu, concurrent, served))
+        row = _row(result, varying, gpu, concurrent, served)
+        table.add_row(*(row if speedups else row[:-2] + row[-1:]))
     captions = ["! noisy: the IQR is more than 10% of the median"] if noisy else []
     if any(r.converged is False for r in results):
         captions.append("~ not converged: its 95% CI is wider than --target-ci when the budget ran out")
@@ -103,6 +105,7 @@ def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark"
 
 def _row(result: Result, varying: list[str], gpu: bool, concurrent: bool, served: bool) -> list[str]:
     case, latency = result.case, result.latency_ms
+    unconverged = " [yellow]~[/]" if result.converged is False else ""  # on what the CI was of
     cv = ""
     if latency and latency.cv is not None:
         cv = f"{latency.cv * 100:.1f}%" + (" !" if latency.noisy else "")
@@ -119,10 +122,11 @@ def _row(result: Result, varying: list[str], gpu: bool, concurrent: bool, served
         case.variant, case.form, backend, precision_text(case.precision, result.precision_effective), str(case.batch),
         *(str(getattr(case, k)) for k in varying),
         *([f"{case.streams}x{case.threads_per_stream}" if case.mode != "latency" else ""] if concurrent else []),
-        format_ms(result.p50_ms) + (" [yellow]~[/]" if result.converged is False else ""),
+        format_ms(result.p50_ms) + (unconverged if case.mode == "latency" else ""),
         format_ms(latency.p90 if latency else None), format_ms(latency.p99 if latency else None), cv,
         *([format_ms(result.device_latency_ms.p50 if result.device_latency_ms else None)] if gpu else []),
-        f"{result.throughput_ips:.1f}" if result.throughput_ips else "",
+        (f"{result.throughput_ips:.1f}" if result.throughput_ips else "")
+        + (unconverged if case.mode == "throughput" else ""),
         *(_server_cells(result.server) if served else []),
         f"{result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else "",
         f"{result.rel_l2:.1e}" if result.parity else "",
@@ -157,11 +161,16 @@ def grid_lines(results: list[Result | dict]) -> list[str]:
     for result in results:
         search = result.server.search if result.server else None
         if search:
-            curve = ", ".join(f"{t['qps_offered']:.0f}/s p99 {format_ms(t['p99_ms'])}" for t in search["curve"])
+            curve = ", ".join(f"{t['qps_offered']:.0f}/s p99 {format_ms(t['p99_ms'])}" + _ci(t.get("p99_ci_ms"))
+                              for t in search["curve"])
             found = (f"highest rate under {search['bound_ms']:g} ms: {search['best_qps']:.0f}/s"
                      if search["best_qps"] else f"no rate tried kept p99 under {search['bound_ms']:g} ms")
             lines.append(f"[dim]{escape(result.label)}: {found} (stopped: {search['stopped']}); tried {curve}[/]")
     return lines
+
+
+def _ci(interval: list[float] | None) -> str:
+    return f" ({format_ms(interval[0])}-{format_ms(interval[1])})" if interval else ""
 
 
 def artifacts_table(results: list[Result | dict]) -> Table | None:
@@ -212,7 +221,7 @@ def sweep_lines(sweep: dict) -> list[str]:
            "budget": f"the {plan.get('budget_s', 0):g} s budget was spent",
            "interrupted": "interrupted"}.get(sweep.get("stopped", ""), "")
     lines = [f"[dim]{sweep.get('rounds', 0)} rounds in {sweep.get('wall_s', 0):.0f} s, in a shuffled order per "
-             f"round (seed {plan.get('seed', 0)}); stopped: {why}[/]"]
+             f"round (seed {plan.get('seed', 0)}); stopped: {why}[/]"] if sweep.get("rounds") else []
     missed = sweep.get("not_converged") or []
     if missed:
         lines.append(f"[yellow]not converged[/] ({len(missed)}): {escape(', '.join(missed))} (more --budget, a longer "

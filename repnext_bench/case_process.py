@@ -179,19 +179,25 @@ class CaseWorker:
                     "model": skip.model}
         session = self.loaded.session
         warm_up(session.run, self.settings.plan)
-        if self.case.mode != "throughput":  # server mode: block_n says what one inference takes
+        inference_s = None
+        if self.case.mode != "throughput":  # server mode: what one inference takes starts its search
             run, clock, start, count = session.run, time.perf_counter, time.perf_counter(), 0
             while not count or clock() - start < block_s:
                 run()
                 count += 1
-            self.block_n = max(1, count)
+            self.block_n, inference_s = max(1, count), (clock() - start) / count
+        if self.case.streams > 1:  # every stream warmed, not only the first
+            from .measure.server import closed_loop
+
+            closed_loop(self.loaded.runners(), self.settings.plan.warmup_s, 3 * self.case.streams)
         self.block_s = block_s
         if session.device_timer:
             session.device_timer.reset()
         loaded = self.loaded
         # what ran and its output (after the warm-up) come now too, so that a sweep stopped
         # before this process's end still reports them
-        return {"block_n": self.block_n, "cold_start": loaded.cold_start(), "model": loaded.model_record(),
+        return {"block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start(),
+                "model": loaded.model_record(),
                 "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
 

@@ -90,8 +90,8 @@ def expand(
 
 def stream_grid(threads: int) -> list[int]:
     """The streams tried by ``--streams auto`` on ``threads`` cores: 1, 2, 4... up to one stream
-    per core, each stream with an equal share of the cores."""
-    grid = [s for s in (1, 2, 4, 8, 16, 32, 64) if s <= threads]
+    per core, each stream with an equal share of the cores (so only counts that divide them)."""
+    grid = [s for s in (1, 2, 4, 8, 16, 32, 64) if s <= threads and threads % s == 0]
     return list(dict.fromkeys([*grid, threads]))
 
 

@@ -164,6 +164,7 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
         try:
             more.extend(backend.prepare(model, each, images, context).session for _ in range(
                 case.streams - 1 if each is not case else 0))
+            session.make_current()  # the first session runs in this thread (the others in their own)
             rss_loaded = current_rss_mb()
             first_start = time.perf_counter_ns()
             session.run()

@@ -262,6 +262,7 @@ class ServerRecord(Record):
     bound_ms: float | None = None
     missed: int | None = None
     p99_ci_ms: list[float] | None = None  # 95% CI of the p99 (order statistics: optimistic, queued latencies correlate)
+    service_p99_ms: float | None = None  # the p99 of the inferences alone, without the queue
     search: dict | None = None
 
 

@@ -70,7 +70,7 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
         if plan.qps is not None:
             chosen, search = trial(plan.qps, poisson_arrivals(plan.qps, plan.seed, count=plan.requests)), None
         else:
-            start = START_UTILISATION * case.streams * loaded["block_n"] / LOAD_BLOCK_S
+            start = START_UTILISATION * case.streams / loaded["inference_s"]
             found = search_qps(trial, SearchPlan(bound_ms=plan.p99_ms, start_qps=start, requests=plan.requests,
                                                  tolerance=plan.tolerance, max_trials=plan.max_trials,
                                                  seed=plan.seed))

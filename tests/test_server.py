@@ -110,7 +110,9 @@ def test_the_search_finds_the_highest_rate_under_the_bound():
         rho = min(qps * SERVICE_S, 0.999)
         wait = 1e3 * md1_mean_wait(rho, SERVICE_S)
         p99 = 1e3 * SERVICE_S + 4.6 * wait  # monotonic in the rate
-        return ServerStats(qps, qps, len(arrivals), p99 / 2, p99 * 0.8, p99, p99 * 1.5, wait)
+        served = min(qps, 0.999 / SERVICE_S)
+        return ServerStats(qps, served, len(arrivals), p99 / 2, p99 * 0.8, p99, p99 * 1.5, wait,
+                           service_p99_ms=1e3 * SERVICE_S)
 
     crossing = next(q for q in np.arange(50, 500, 0.01) if trial(q, np.zeros(1)).p99_ms > 10.0)
     for start in (50, 450):  # doubling up to the bound, or halving down to it
@@ -124,9 +126,36 @@ def test_the_search_finds_the_highest_rate_under_the_bound():
     assert never.best is None and never.stopped == "unreachable" and len(never.curve) == 1
     capped = search_qps(trial, SearchPlan(bound_ms=10.0, start_qps=50, requests=100, max_trials=2))
     assert capped.stopped == "trials" and len(capped.curve) == 2
+    timed = search_qps(trial, SearchPlan(bound_ms=10.0, start_qps=50, requests=100, max_search_s=0.1))
+    assert timed.stopped == "time" and len(timed.curve) == 1
 
 
-def test_a_trial_is_never_longer_than_its_limit_nor_shorter_than_a_p99_needs():
+def test_an_overloaded_trial_does_not_meet_the_bound():
+    """A finite trial of an overloaded queue can end with a p99 under a loose bound: served far
+    below the offered rate, it counts as a miss, so the answer stays near the capacity."""
+    capacity = 400.0
+
+    def trial(qps: float, arrivals: np.ndarray) -> ServerStats:
+        return ServerStats(qps, min(qps, capacity), len(arrivals), 1.0, 2.0, 3.0, 4.0, 0.5, service_p99_ms=2.5)
+
+    result = search_qps(trial, SearchPlan(bound_ms=3000.0, start_qps=200, requests=100))
+    assert result.best is not None and result.best.qps_offered <= capacity / 0.85
+    assert all(s.overloaded() for s in result.curve if s.qps_offered > capacity / 0.85)
+
+
+def test_noise_cannot_put_the_answer_above_a_rate_that_missed():
+    p99_at = {100: 5.0, 200: 12.0, 141: 6.0, 168: 11.0, 154: 9.0, 161: 12.0, 157: 9.5, 159: 9.0}
+
+    def trial(qps: float, arrivals: np.ndarray) -> ServerStats:
+        p99 = p99_at.get(round(qps), 11.0 if qps > 154 else 5.0)
+        return ServerStats(qps, qps, len(arrivals), 1.0, 2.0, p99, p99, 0.5, service_p99_ms=1.0)
+
+    result = search_qps(trial, SearchPlan(bound_ms=10.0, start_qps=100, requests=100))
+    lowest_miss = min(s.qps_offered for s in result.curve if s.p99_ms > 10.0)
+    assert result.best.qps_offered < lowest_miss
+
+
+def test_a_trial_serves_what_a_p99_needs_even_when_that_is_longer_than_its_limit():
     plan = SearchPlan(bound_ms=10.0, start_qps=1.0, requests=1000, max_trial_s=30)
     assert len(plan.arrivals(1.0, 0)) == 100  # 30 s at 1/s is 30 requests: raised to 100
     assert len(plan.arrivals(10.0, 0)) == 300  # 1000 would take 100 s

@@ -31,7 +31,7 @@ def grid_path(grid, tmp_path_factory):
 
 
 def test_the_grid_is_one_per_core_at_most_in_powers_of_two():
-    assert stream_grid(1) == [1] and stream_grid(2) == [1, 2] and stream_grid(6) == [1, 2, 4, 6]
+    assert stream_grid(1) == [1] and stream_grid(2) == [1, 2] and stream_grid(6) == [1, 2, 6]
     assert stream_grid(16) == [1, 2, 4, 8, 16]
     cases = expand(["M0"], ["fused"], [("onnxruntime", "cpu")], ["fp32"], [1], [224], [4],
                    ["latency", "throughput", "server"])
@@ -159,10 +159,12 @@ def test_server_mode_finds_the_highest_rate_under_the_bound(served):
     rates = [t["qps_offered"] for t in search["curve"]]
     assert rates == sorted(rates) and len(rates) >= 2
     assert search["best_qps"] == server.qps_offered and server.p99_ms <= 30
-    assert any(t["p99_ms"] > 30 for t in search["curve"])  # it found where the bound is missed
+    # a miss: p99 over the bound, or served well below the rate offered (an overloaded queue)
+    misses = [t["qps_offered"] for t in search["curve"]
+              if t["p99_ms"] > 30 or t["qps_achieved"] < 0.85 * t["qps_offered"]]
+    assert misses and server.qps_offered < min(misses)  # it found where the bound is missed, and stayed below
     if search["stopped"] == "converged":
-        above = min(t["qps_offered"] for t in search["curve"] if t["p99_ms"] > 30 and t["qps_offered"] > rates[0])
-        assert above <= server.qps_offered * 1.05 + 1e-9
+        assert min(misses) <= server.qps_offered * 1.05 + 1e-9
 
 
 @pytest.mark.parametrize("args,message", [
@@ -174,6 +176,9 @@ def test_server_mode_finds_the_highest_rate_under_the_bound(served):
     (["--qps", "5"], "--qps applies to --mode server"),
     (["--streams", "2"], "--streams applies to --mode throughput or server"),
     (["--mode", "server", "--qps", "10", "--requests", "50"], "--requests 50 is not valid"),
+    (["--mode", "throughput", "--streams", "4", "-t", "2"], "--streams 4 is more than --threads 2"),
+    (["--mode", "server", "--qps", "inf"], "--qps inf is not valid"),
+    (["--mode", "server", "--p99", "inf"], "--p99 'inf' is not valid"),
 ])
 def test_bad_mode_options_are_one_line(capsys, args, message):
     assert main(["run", "-v", "m0", *args]) == 2

@@ -155,6 +155,10 @@ class Session(ABC):
             raise NotImplementedError(f"{type(self).__name__} runs one stream per session")
         return [self.threaded_run()]
 
+    def make_current(self) -> None:  # noqa: B027 (optional: only GPU sessions have a current stream)
+        """Make this session the one the calling thread runs (a GPU session: its CUDA stream, after
+        further sessions of the case were prepared in this thread and made theirs current)."""
+
     def threaded_run(self) -> Callable[[], None]:
         """:meth:`run`, to be called from another thread (a stream of the throughput or server
         mode); a runtime with per-thread state (torch's inference mode) sets it up there."""

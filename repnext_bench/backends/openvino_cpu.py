@@ -43,6 +43,7 @@ class OpenVinoSession(Session):
         self.request = compiled.create_infer_request()
         self.request.set_input_tensor(ov.Tensor(self.images, shared_memory=True))
         self._infer = self.request.infer
+        self._requests: list = []  # one per stream (runners), made on first use
 
     def run(self) -> None:
         self._infer(share_outputs=True)
@@ -71,10 +72,11 @@ class OpenVinoSession(Session):
         model runs as many at once as it has streams (NUM_STREAMS)."""
         if streams == 1:
             return [self.run]
-        requests = [self.compiled.create_infer_request() for _ in range(streams)]
-        for request in requests:
-            request.set_input_tensor(self._ov.Tensor(self.images, shared_memory=True))
-        return [lambda request=request: request.infer(share_outputs=True) for request in requests]
+        if len(self._requests) != streams:  # made once: a new request is cold
+            self._requests = [self.compiled.create_infer_request() for _ in range(streams)]
+            for request in self._requests:
+                request.set_input_tensor(self._ov.Tensor(self.images, shared_memory=True))
+        return [lambda request=request: request.infer(share_outputs=True) for request in self._requests]
 
     def throughput(self, plan: TimingPlan) -> tuple[int, float, dict]:
         """An asynchronous queue of the compiled model's optimal number of requests, kept full."""

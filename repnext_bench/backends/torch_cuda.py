@@ -75,6 +75,9 @@ class GpuSession(Session):
         self.host_out.copy_(out, non_blocking=True)
         self.stream.synchronize()
 
+    def make_current(self) -> None:
+        self._torch.cuda.set_stream(self.stream)
+
     def thread_contexts(self) -> list:
         """The thread-local settings a thread that runs this session enters first (torch's
         inference mode and autocast are per thread)."""

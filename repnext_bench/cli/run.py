@@ -95,7 +95,7 @@ def run(
     """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
     axes = _axes(selector, backend, device, forms, batch, resolution, threads, precision, mode)
     backend_options.check_given(ctx, axes.backend_names)
-    stream_list, server = _mode_plan(ctx, axes.modes, streams, qps, p99, requests, seed)
+    stream_list, server = _mode_plan(ctx, axes, streams, qps, p99, requests, seed)
     _check_limits(duration, warmup, min_iters, case_timeout)
     rounds_plan = rounds_plan_from(block, min_rounds, target_ci, budget, restart_every, duration, min_iters, seed)
     v.opset(opset)
@@ -128,11 +128,12 @@ def _axes(selector: str, backend: str, device: str, forms: str, batch: str, reso
                 modes=v.choices(mode, "--mode", MODES))
 
 
-def _mode_plan(ctx: typer.Context, modes: list[str], streams: str, qps: float | None, p99: str | None,
+def _mode_plan(ctx: typer.Context, axes: Axes, streams: str, qps: float | None, p99: str | None,
                requests: int, seed: int):
     """(the streams to sweep, None for auto; the server plan, None without server mode)."""
     from ..serving import ServerPlan
 
+    modes = axes.modes
     given = {name for name in ("streams", "qps", "p99", "requests")
              if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
     server_only = sorted(given & {"qps", "p99", "requests"})
@@ -141,12 +142,15 @@ def _mode_plan(ctx: typer.Context, modes: list[str], streams: str, qps: float | 
     if modes == ["latency"] and "streams" in given:
         raise UsageProblem("--streams applies to --mode throughput or server, not latency (one request in flight)")
     stream_list = v.streams(streams)
+    if stream_list and max(stream_list) > min(axes.threads):
+        raise UsageProblem(f"--streams {max(stream_list)} is more than --threads {min(axes.threads)}: each stream "
+                           "needs a thread of its own")
     if "server" not in modes:
         return stream_list, None
     if (qps is None) == (p99 is None):
         raise UsageProblem("--mode server takes a rate (--qps 200) or a latency bound (--p99 10ms), one of them")
-    if qps is not None and not qps > 0:
-        raise UsageProblem(f"--qps {qps:g} is not valid: use a rate above 0 (requests per second)")
+    if qps is not None and not 0 < qps < float("inf"):
+        raise UsageProblem(f"--qps {qps:g} is not valid: use a finite rate above 0 (requests per second)")
     bound = v.milliseconds(p99, "--p99") if p99 is not None else None
     if requests < 100:
         raise UsageProblem(f"--requests {requests} is not valid: use at least 100 (a p99 rests on 1 in 100)")

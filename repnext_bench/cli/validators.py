@@ -183,6 +183,6 @@ def milliseconds(text: str, option: str) -> float:
         value = float(item.removesuffix("ms").removesuffix("s")) * scale
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise UsageProblem(f"{option} {text!r} is not valid: use a time above 0, e.g. 10ms, 10 (milliseconds) or 0.01s")
     return value

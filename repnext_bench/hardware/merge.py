@@ -159,6 +159,7 @@ def _row(machine: str, report_name: str, result: Result, environment: dict) -> d
         "throughput_ips": result.throughput_ips, "peak_rss_mb": result.peak_rss_mb, "rel_l2": result.rel_l2,
         "case": case.label, "streams": case.streams, "threads_per_stream": case.threads_per_stream,
         "server": result.server.to_dict() if result.server else None,
+        "throughput_blocks_ips": result.throughput_blocks_ips or [],
     }
 
 

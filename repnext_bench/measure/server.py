@@ -112,6 +112,12 @@ class ServerStats:
     bound_ms: float | None = None
     missed: int | None = None  # requests slower than the bound
     p99_ci_ms: tuple[float, float] | None = None  # 95%, from order statistics (optimistic: queued latencies correlate)
+    service_p99_ms: float | None = None  # p99 of the inferences alone (start to end, no queue)
+
+    def overloaded(self, share: float = 0.85) -> bool:
+        """Served clearly slower than offered: the queue grew through the trial, so its p99
+        says only how long the trial was."""
+        return self.qps_achieved < share * self.qps_offered
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -130,7 +136,8 @@ def server_stats(served: Served, qps: float, bound_ms: float | None = None) -> S
         p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(latencies.max()),
         mean_wait_ms=float(served.waits_ms.mean()), bound_ms=bound_ms,
         missed=int((latencies > bound_ms).sum()) if bound_ms is not None else None,
-        p99_ci_ms=quantile_ci95(np.sort(latencies), 0.99))
+        p99_ci_ms=quantile_ci95(np.sort(latencies), 0.99),
+        service_p99_ms=float(np.percentile((served.ends - served.starts) * 1e3, 99)))
 
 
 def md1_mean_wait(rho: float, service_s: float) -> float:
@@ -144,10 +151,13 @@ class SearchPlan:
     until the bound is missed (or halve it until it is met), then bisect, on a log scale, between
     the highest rate that met the bound and the lowest that missed it, until they are within
     ``tolerance`` of each other (``converged``) or ``max_trials`` trials have run (``trials``).
-    A trial that misses the bound with almost no queueing (the mean wait under ``queue_share``
-    of its p99) ends the search: the inferences alone are slower than the bound, and no lower
-    rate can meet it (``unreachable``). Each trial serves ``requests`` arrivals, or fewer where
-    they would take longer than ``max_trial_s`` (never fewer than ``min_requests``)."""
+    A trial meets the bound when its p99 is under it and it served about what was offered (an
+    overloaded queue's p99 says only how long the trial lasted). When the p99 of the
+    inferences alone (no queue) is over the bound, no rate can meet it: the search ends
+    (``unreachable``); it also ends once its trials have lasted ``max_search_s`` (``time``).
+    Each trial serves ``requests`` arrivals, or as many as arrive in ``max_trial_s`` if fewer,
+    but at least ``min_requests`` (what a p99 needs, however long they take). The answer is
+    the highest rate that met the bound below the lowest that missed it."""
 
     bound_ms: float
     start_qps: float
@@ -156,7 +166,7 @@ class SearchPlan:
     max_trial_s: float = 30.0
     tolerance: float = 0.05
     max_trials: int = 12
-    queue_share: float = 0.05
+    max_search_s: float = 300.0
     seed: int = 0
 
     def arrivals(self, qps: float, trial: int) -> np.ndarray:
@@ -168,7 +178,7 @@ class SearchPlan:
 class SearchResult:
     best: ServerStats | None  # the highest rate that met the bound (None: no rate tried met it)
     curve: list[ServerStats]  # every trial, by rate
-    stopped: str  # "converged", "trials" or "unreachable"
+    stopped: str  # "converged", "trials", "unreachable" or "time"
 
     def to_dict(self) -> dict:
         return {"best": self.best.to_dict() if self.best else None, "curve": [c.to_dict() for c in self.curve],
@@ -184,21 +194,31 @@ def search_qps(trial: Callable[[float, np.ndarray], ServerStats], plan: SearchPl
     qps = plan.start_qps
 
     def result(stopped: str) -> SearchResult:
-        return SearchResult(met, sorted(curve, key=lambda s: s.qps_offered), stopped)
+        below = [s for s in curve if meets(s) and (missed is None or s.qps_offered < missed.qps_offered)]
+        best = max(below, key=lambda s: s.qps_offered, default=None)
+        return SearchResult(best, sorted(curve, key=lambda s: s.qps_offered), stopped)
 
+    def meets(stats: ServerStats) -> bool:
+        return stats.p99_ms <= plan.bound_ms and not stats.overloaded()
+
+    spent = 0.0
     for index in range(plan.max_trials):
-        stats = trial(qps, plan.arrivals(qps, index))
+        arrivals = plan.arrivals(qps, index)
+        stats = trial(qps, arrivals)
+        spent += float(arrivals[-1]) if len(arrivals) else 0.0
         curve.append(stats)
         if on_trial:
             on_trial(stats)
-        if stats.p99_ms <= plan.bound_ms:
+        if meets(stats):
             met = stats if met is None or qps > met.qps_offered else met
         else:
             missed = stats if missed is None or qps < missed.qps_offered else missed
-            if met is None and stats.mean_wait_ms < plan.queue_share * stats.p99_ms:
+            if stats.service_p99_ms is not None and stats.service_p99_ms > plan.bound_ms:
                 return result("unreachable")
         if met and missed and missed.qps_offered <= met.qps_offered * (1 + plan.tolerance):
             return result("converged")
+        if spent > plan.max_search_s:
+            return result("time")
         if met and missed:
             qps = math.sqrt(met.qps_offered * missed.qps_offered)
         else:

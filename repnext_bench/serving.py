@@ -90,6 +90,18 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
                                                  "latencies_ms": served[chosen.qps_offered].latencies_ms.tolist()}
 
 
+def interrupted_record(case: Case, trials: list[ServerStats], plan: ServerPlan) -> Result:
+    """A case whose search was interrupted: failed, with the trials it finished (as the curve)."""
+    error = f"interrupted after {len(trials)} trial{'s' if len(trials) != 1 else ''}"
+    if not trials:
+        return Result(case, "failed", error)
+    met = [t for t in trials if plan.p99_ms is None or t.p99_ms <= plan.p99_ms]
+    shown = max(met, key=lambda t: t.qps_offered) if met else trials[-1]
+    search = {"bound_ms": plan.p99_ms, "stopped": "interrupted", "best_qps": None,
+              "curve": [t.to_dict() for t in sorted(trials, key=lambda t: t.qps_offered)]} if plan.p99_ms else None
+    return Result(case, "failed", error, server=ServerRecord.from_dict({**shown.to_dict(), "search": search}))
+
+
 def _not_served(case: Case, reply: dict) -> Result:
     if "skipped" in reply:
         return Result(case, "skipped", reply["skipped"])

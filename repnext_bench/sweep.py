@@ -328,7 +328,7 @@ class Sweep:
     def _serve(self) -> None:
         """The server-mode cases, one at a time, after the rounds (they measure a queue, not
         blocks: see serving.py)."""
-        from .serving import run_server_case
+        from .serving import interrupted_record, run_server_case
 
         waiting = [c for c in self.cases if c.mode == "server" and c not in self.prechecked]
         for index, case in enumerate(waiting):
@@ -336,9 +336,18 @@ class Sweep:
             if self.server is None:
                 self.served[case] = Result(case, "failed", "server mode needs a rate (--qps) or a bound (--p99)")
             else:
-                heard = lambda stats, case=case: self.on_event("trial", case=case, stats=stats)  # noqa: E731
-                self.served[case] = server_record(case, *run_server_case(case, self.settings, self.server,
-                                                                        self.time_limit_s, heard), self.plan)
+                trials = []
+
+                def heard(stats, case=case, trials=trials) -> None:
+                    trials.append(stats)
+                    self.on_event("trial", case=case, stats=stats)
+
+                try:
+                    replies = run_server_case(case, self.settings, self.server, self.time_limit_s, heard)
+                except KeyboardInterrupt:  # the trials done so far stay in the report
+                    self.served[case] = interrupted_record(case, trials, self.server)
+                    raise
+                self.served[case] = server_record(case, *replies, self.plan)
             if not self.served[case].ok:
                 self.on_event("problem", record=self.served[case])
             self.save()

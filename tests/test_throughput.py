@@ -200,3 +200,31 @@ def test_the_hardware_report_draws_streams_and_p99_and_answers_for_a_bound(grid_
     assert f"| {best_qps:.0f} |" in answer
     assert (tmp_path / "serving-throughput-streams.png").stat().st_size > 1000
     assert (tmp_path / "serving-server-p99.png").stat().st_size > 1000
+
+
+def test_ctrl_c_during_a_search_keeps_its_finished_trials(tmp_path, monkeypatch):
+    """Ctrl-C while a server case searches: the case is in the report, failed and saying so,
+    with the trials it finished as its curve; the sweep is marked interrupted."""
+    from repnext_bench import serving
+    from repnext_bench.lifecycle import Settings
+    from repnext_bench.measure.server import ServerStats
+    from repnext_bench.measure.timing import TimingPlan
+    from repnext_bench.report.schema import new_report
+    from repnext_bench.sweep import RoundsPlan, run_sweep
+
+    def searching(case, settings, plan, time_limit_s, on_trial):
+        on_trial(ServerStats(50.0, 49.0, 200, 3.0, 5.0, 8.0, 9.0, 0.4, bound_ms=10.0, missed=1,
+                             p99_ci_ms=(7.0, 9.0), service_p99_ms=4.0))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(serving, "run_server_case", searching)
+    case = Case("M0", "fused", "onnxruntime", "cpu", "fp32", 1, 64, 2, "server")
+    environment = {"cpu": {"model": "test"}, "os": "test", "python": "3", "libraries": {}}
+    report, path = new_report(environment, {}), tmp_path / "r.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep([case], Settings(TimingPlan()), RoundsPlan(), 60, report, path,
+                  server=serving.ServerPlan(p99_ms=10.0, requests=200))
+    (result,) = read_results(read_report(path)["results"])
+    assert result.status == "failed" and result.error == "interrupted after 1 trial"
+    assert result.server.search["stopped"] == "interrupted" and len(result.server.search["curve"]) == 1
+    assert read_report(path)["sweep"]["interrupted"] is True

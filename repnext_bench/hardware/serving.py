@@ -12,13 +12,20 @@ def _label(row: dict) -> str:
     return f"{row['machine']} / {row['backend']} / {row['variant']} {row['form']}"
 
 
+def _case_text(row: dict) -> str:
+    """Everything that makes a case but its streams (and the machine's runtime, when it differs)."""
+    device = f"/{row['device']}" if row["device"] != "cpu" else ""
+    options = f" {row['options']}" if row["options"] else ""
+    return (f"{row['machine']} / {row['backend']}{device} / {row['variant']} {row['form']} {row['asked']} "
+            f"b{row['batch']} {row['resolution']}px t{row['threads']}{options} [{row['runtime'] or '?'}]")
+
+
 def streams_curves(rows: list[dict]) -> dict[str, list[dict]]:
     """Each throughput grid (one case at 1, 2, 4... streams), its points by streams."""
     curves: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] == "ok" and row["mode"] == "throughput" and row["throughput_ips"]:
-            key = f"{_label(row)} b{row['batch']} {row['resolution']}px t{row['threads']}"
-            curves.setdefault(key, []).append(row)
+            curves.setdefault(_case_text(row), []).append(row)
     return {key: sorted(points, key=lambda r: r["streams"]) for key, points in curves.items() if len(points) > 1}
 
 
@@ -28,18 +35,19 @@ def searches(rows: list[dict]) -> list[dict]:
 
 
 def rate_under_bound(rows: list[dict]) -> list[dict]:
-    """Per machine, variant, resolution and bound: the configuration that sustained the highest
+    """Per machine, variant, resolution, batch and bound: the configuration that sustained the highest
     rate with its p99 under the bound, with the others tried."""
     grouped: dict[tuple, list[dict]] = {}
     for row in searches(rows):
         search = row["server"]["search"]
-        grouped.setdefault((row["machine"], row["variant"], row["resolution"], search["bound_ms"]), []).append(row)
+        key = (row["machine"], row["variant"], row["resolution"], row["batch"], search["bound_ms"])
+        grouped.setdefault(key, []).append(row)
     answers = []
-    for (machine, variant, resolution, bound), group in grouped.items():
+    for (machine, variant, resolution, batch, bound), group in grouped.items():
         group.sort(key=lambda r: -(r["server"]["search"]["best_qps"] or 0))
         best = group[0]
-        answers.append({"machine": machine, "variant": variant, "resolution": resolution, "bound_ms": bound,
-                        "row": best, "others": group[1:]})
+        answers.append({"machine": machine, "variant": variant, "resolution": resolution, "batch": batch,
+                        "bound_ms": bound, "row": best, "others": group[1:]})
     return sorted(answers, key=lambda a: (a["variant"], a["machine"], a["resolution"], a["bound_ms"]))
 
 
@@ -56,10 +64,10 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
     answers = rate_under_bound(rows)
     if answers:
         found.append(("What should I ship for a latency bound: the highest rate whose p99 stays under it",
-                      ["variant", "px", "machine", "p99 bound ms", "backend", "form", "precision", "streams",
+                      ["variant", "px", "batch", "machine", "p99 bound ms", "backend", "form", "precision", "streams",
                        "requests/s", "p99 ms there", "search", "others tried (requests/s)"],
-                      [[a["variant"], str(a["resolution"]), a["machine"], f"{a['bound_ms']:g}", a["row"]["backend"],
-                        a["row"]["form"], a["row"]["precision"],
+                      [[a["variant"], str(a["resolution"]), str(a["batch"]), a["machine"], f"{a['bound_ms']:g}",
+                        a["row"]["backend"], a["row"]["form"], a["row"]["precision"],
                         f"{a['row']['streams']}x{a['row']['threads_per_stream']}", _rate(a["row"]),
                         f"{a['row']['server']['p99_ms']:.3g}", a["row"]["server"]["search"]["stopped"],
                         "; ".join(f"{o['backend']} {o['form']} {o['streams']}x{o['threads_per_stream']}: "

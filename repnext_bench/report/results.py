@@ -86,7 +86,7 @@ def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark"
     for header in headers:
         table.add_column(header, justify="left" if header in ("variant", "form", "backend", "status") else "right",
                          no_wrap=True)
-    noisy = any(r.latency_ms and r.latency_ms.noisy for r in results)
+    noisy = any(r.latency_ms and r.latency_ms.noisy and r.case.mode == "latency" for r in results)
     for result in results:
         row = _row(result, varying, gpu, concurrent, served)
         table.add_row(*(row if speedups else row[:-2] + row[-1:]))
@@ -107,7 +107,7 @@ def _row(result: Result, varying: list[str], gpu: bool, concurrent: bool, served
     case, latency = result.case, result.latency_ms
     unconverged = " [yellow]~[/]" if result.converged is False else ""  # on what the CI was of
     cv = ""
-    if latency and latency.cv is not None:
+    if latency and latency.cv is not None and case.mode == "latency":  # a queue's spread is its load
         cv = f"{latency.cv * 100:.1f}%" + (" !" if latency.noisy else "")
         cv = f"[yellow]{cv}[/]" if latency.noisy else cv
     speedup = ratio_text(result.fused_speedup)

@@ -387,3 +387,32 @@ def test_backend_modules_import_no_runtime():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_case_of_n_streams_gets_n_sessions_and_the_first_is_current(monkeypatch, tmp_path, fake_artifact):
+    """Streams of a backend without streams of its own: a session each, prepared with its share
+    of the threads; the first is made current again in the preparing thread (a GPU session made
+    its own CUDA stream current as each was created), and every session is closed."""
+    from dataclasses import replace
+
+    from repnext_bench.lifecycle import open_case
+
+    made_current, seen_threads = [], []
+
+    class Tracking(FakeGpuBackend):
+        def prepare(self, model, case, images, context) -> Prepared:
+            seen_threads.append(case.threads)
+            prepared = super().prepare(model, case, images, context)
+            prepared.session.make_current = lambda session=prepared.session: made_current.append(session)
+            return prepared
+
+    backend = Tracking(fake_artifact)
+    monkeypatch.setattr(backends, "get_backend", lambda name: backend)
+    case = Case("M0", "fused", "fakegpu", "cuda", "auto", 1, RESOLUTION, 4, "throughput", streams=2)
+    settings = Settings(TimingPlan(warmup_s=0, warmup_iters=1), cache_dir=str(tmp_path / "cache"))
+    with open_case(case, settings) as loaded:
+        assert len(loaded.runners()) == 2 and len(backend.sessions) == 2
+        assert made_current == [backend.sessions[0]]
+    assert seen_threads == [2, 2] and all(s.closed == 1 for s in backend.sessions)
+    with open_case(replace(case, streams=1), settings) as loaded:
+        assert len(loaded.runners()) == 1 and seen_threads[-1] == 4

@@ -121,6 +121,8 @@ def test_gpu_streams_each_run_on_their_own_cuda_stream():
         session.run = lambda s=session: s.ran_on.append(current[threading.get_ident()])
         session.thread_contexts = lambda: [Context()]
         sessions.append(session)
+    sessions[0].make_current()  # the first stream runs in the main thread too (first inference, parity)
+    assert current[threading.get_ident()] == "stream-0"
     closed_loop([s.threaded_run() for s in sessions], 0.05, 4)
     assert set(sessions[0].ran_on) == {"stream-0"} and set(sessions[1].ran_on) == {"stream-1"}
     assert len(set(entered)) == 2  # each stream's thread entered the settings once

@@ -86,7 +86,7 @@ def _plain(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, Case):
         return value.to_dict()
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
 
@@ -264,6 +264,11 @@ class ServerRecord(Record):
     p99_ci_ms: list[float] | None = None  # 95% CI of the p99 (order statistics: optimistic, queued latencies correlate)
     service_p99_ms: float | None = None  # the p99 of the inferences alone, without the queue
     search: dict | None = None
+
+    def overloaded(self, share: float = 0.85) -> bool:
+        """Served clearly slower than offered: the queue grew through the trial, so its p99
+        says only how long the trial was."""
+        return self.qps_achieved < share * self.qps_offered
 
 
 @dataclass

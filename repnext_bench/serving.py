@@ -6,7 +6,7 @@ them (:mod:`repnext_bench.measure.server`); the latencies come back and become t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from .case_process import CaseDied, CaseProcess
 from .cases import Case
 from .lifecycle import Settings
 from .measure.server import SearchPlan, Served, ServerStats, poisson_arrivals, search_qps, server_stats
-from .records import Result, ServerRecord
+from .records import Result
 
 LOAD_BLOCK_S = 0.1  # the load measures how many inferences fill this long: what one takes
 START_UTILISATION = 0.5  # the search's first rate: half of what the streams serve back to back
@@ -85,7 +85,7 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
         return Result(case, "failed", str(exc)), {}
     finally:
         process.stop()
-    record = ServerRecord.from_dict({**chosen.to_dict(), "search": search})
+    record = replace(chosen, search=search)
     return Result(case, "ok", server=record), {"loaded": loaded, "finished": finished,
                                                  "latencies_ms": served[chosen.qps_offered].latencies_ms.tolist()}
 
@@ -99,7 +99,7 @@ def interrupted_record(case: Case, trials: list[ServerStats], plan: ServerPlan) 
     shown = max(met, key=lambda t: t.qps_offered) if met else trials[-1]
     search = {"bound_ms": plan.p99_ms, "stopped": "interrupted", "best_qps": None,
               "curve": [t.to_dict() for t in sorted(trials, key=lambda t: t.qps_offered)]} if plan.p99_ms else None
-    return Result(case, "failed", error, server=ServerRecord.from_dict({**shown.to_dict(), "search": search}))
+    return Result(case, "failed", error, server=replace(shown, search=search))
 
 
 def _not_served(case: Case, reply: dict) -> Result:

@@ -14,10 +14,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..records import ServerRecord
 from .stats import quantile_ci95
 
 SPIN_S = 0.0005  # the last stretch of a wait for an arrival is spun, not slept: sleep overshoots
@@ -89,40 +90,22 @@ def serve(run: Callable[[int], None], arrivals: np.ndarray, workers: int = 1,
                 return
             ends[request] = clock() - origin
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
+    _in_threads(worker, workers, failure)
+    return Served(np.asarray(arrivals, dtype=float), starts, ends)
+
+
+def _in_threads(target: Callable[[int], None], count: int, failure: list[BaseException]) -> None:
+    """``target(i)`` in ``count`` threads at once; the first failure any of them noted is raised."""
+    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if failure:
         raise failure[0]
-    return Served(np.asarray(arrivals, dtype=float), starts, ends)
 
 
-@dataclass(frozen=True)
-class ServerStats:
-    qps_offered: float
-    qps_achieved: float
-    requests: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    mean_wait_ms: float
-    bound_ms: float | None = None
-    missed: int | None = None  # requests slower than the bound
-    p99_ci_ms: tuple[float, float] | None = None  # 95%, from order statistics (optimistic: queued latencies correlate)
-    service_p99_ms: float | None = None  # p99 of the inferences alone (start to end, no queue)
-
-    def overloaded(self, share: float = 0.85) -> bool:
-        """Served clearly slower than offered: the queue grew through the trial, so its p99
-        says only how long the trial was."""
-        return self.qps_achieved < share * self.qps_offered
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["p99_ci_ms"] = list(self.p99_ci_ms) if self.p99_ci_ms else None
-        return data
+ServerStats = ServerRecord  # one trial's figures are what a result records of the trial it shows
 
 
 def server_stats(served: Served, qps: float, bound_ms: float | None = None) -> ServerStats:
@@ -136,7 +119,7 @@ def server_stats(served: Served, qps: float, bound_ms: float | None = None) -> S
         p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(latencies.max()),
         mean_wait_ms=float(served.waits_ms.mean()), bound_ms=bound_ms,
         missed=int((latencies > bound_ms).sum()) if bound_ms is not None else None,
-        p99_ci_ms=quantile_ci95(np.sort(latencies), 0.99),
+        p99_ci_ms=list(quantile_ci95(np.sort(latencies), 0.99)),
         service_p99_ms=float(np.percentile((served.ends - served.starts) * 1e3, 99)))
 
 
@@ -247,11 +230,5 @@ def closed_loop(runs: list[Callable[[], None]], min_s: float, min_count: int = 1
         except BaseException as exc:
             failure.append(exc)
 
-    threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(len(runs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failure:
-        raise failure[0]
+    _in_threads(stream, len(runs), failure)
     return sum(done), max(ends) - start

@@ -9,7 +9,6 @@ artifact, for instance) and write them back flat.
 """
 from __future__ import annotations
 
-import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -351,11 +350,6 @@ def read_results(data: list, where: str = "results") -> list[Result]:
     if not isinstance(data, list):
         raise RecordError(f"{where} should be a list")
     return [Result.from_dict(item, f"{where}[{index}]") for index, item in enumerate(data)]
-
-
-def finite(value: float | None) -> float | None:
-    """None for a value JSON cannot carry (an infinite CI half-width)."""
-    return value if value is None or math.isfinite(value) else None
 
 
 def as_result(item: Result | dict) -> Result:

@@ -13,7 +13,7 @@ import numpy as np
 from .case_process import CaseDied, CaseProcess
 from .cases import Case
 from .lifecycle import Settings
-from .measure.server import SearchPlan, Served, ServerStats, poisson_arrivals, search_qps, server_stats
+from .measure.server import SearchPlan, SearchResult, Served, ServerStats, poisson_arrivals, search_qps, server_stats
 from .records import Result
 
 LOAD_BLOCK_S = 0.1  # the load measures how many inferences fill this long: what one takes
@@ -75,9 +75,7 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
                                                  tolerance=plan.tolerance, max_trials=plan.max_trials,
                                                  seed=plan.seed))
             chosen = found.best or found.curve[0]  # none met the bound: the lowest rate tried, shown as missing it
-            search = {"bound_ms": plan.p99_ms, "start_qps": start, "stopped": found.stopped,
-                      "best_qps": found.best.qps_offered if found.best else None,
-                      "curve": [stats.to_dict() for stats in found.curve]}
+            search = found.record(plan.p99_ms, start)
         finished = process.ask("finish")
         if "error" in finished:
             raise ServeFailed(finished["error"])
@@ -91,15 +89,13 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
 
 
 def interrupted_record(case: Case, trials: list[ServerStats], plan: ServerPlan) -> Result:
-    """A case whose search was interrupted: failed, with the trials it finished (as the curve)."""
+    """A case whose search was interrupted: failed, showing its last trial, with every trial it
+    finished as the curve (no answer: the search did not end)."""
     error = f"interrupted after {len(trials)} trial{'s' if len(trials) != 1 else ''}"
     if not trials:
         return Result(case, "failed", error)
-    met = [t for t in trials if plan.p99_ms is None or t.p99_ms <= plan.p99_ms]
-    shown = max(met, key=lambda t: t.qps_offered) if met else trials[-1]
-    search = {"bound_ms": plan.p99_ms, "stopped": "interrupted", "best_qps": None,
-              "curve": [t.to_dict() for t in sorted(trials, key=lambda t: t.qps_offered)]} if plan.p99_ms else None
-    return Result(case, "failed", error, server=replace(shown, search=search))
+    search = SearchResult(None, trials, "interrupted").record(plan.p99_ms) if plan.p99_ms else None
+    return Result(case, "failed", error, server=replace(trials[-1], search=search))
 
 
 def _not_served(case: Case, reply: dict) -> Result:

@@ -42,7 +42,6 @@ from .records import (
     RecordError,
     Result,
     RoundsInfo,
-    finite,
     read_results,
 )
 from .report.schema import write_report
@@ -173,7 +172,7 @@ class CaseRun:
         result.memory = self._memory(loaded, finished, result.artifact)
         result.rounds = RoundsInfo(blocks=len(self.block_rounds), lifetimes=len(set(self.block_lifetimes)),
                                    block_lifetimes=self.block_lifetimes, inferences_per_block=loaded.get("block_n"),
-                                   ci95_half_width=finite(self.spread()), converged=self.converged(plan))
+                                   ci95_half_width=self.spread(), converged=self.converged(plan))
         if self.case.mode == "throughput":
             result.throughput_blocks_ips = self.throughputs
         if self.status != "ok":  # what it finished stays for reading, but it is no result

@@ -142,6 +142,9 @@ def test_infinite_numbers_are_written_as_null(tmp_path):
     write_report(report, tmp_path / "r.json")
     text = (tmp_path / "r.json").read_text()
     assert "Infinity" not in text and "NaN" not in text
+    from repnext_bench.report.schema import to_json  # what --json prints, too
+
+    assert "Infinity" not in to_json(report) and "NaN" not in to_json(report)
     back = read_report(tmp_path / "r.json")
     assert back["results"][0]["rounds"]["ci95_half_width"] is None
     assert invalid_reports(tmp_path) == []

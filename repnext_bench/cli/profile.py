@@ -120,7 +120,9 @@ def _profile_all(cases: list, settings, case_timeout: float, iterations: int, re
 
 def _show(report: dict, ok: list[dict], top: int, as_json: bool, path: Path, trace: Path | None) -> None:
     if as_json:
-        console.out(json.dumps(report, indent=1))
+        from ..report.schema import to_json
+
+        console.out(to_json(report))
         return
     from ..report.profile_view import accounting_lines, forms_table, rollup_table, top_table
 

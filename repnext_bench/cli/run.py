@@ -1,7 +1,6 @@
 """``repnext-bench run``: a sweep of cases, measured in interleaved rounds, into one report."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -227,7 +226,9 @@ def _show(report: dict, path, failed: int, as_json: bool, quiet: bool) -> None:
     from ..report.results import artifacts_table, grid_lines, problem_lines, results_table, sweep_lines
 
     if as_json:
-        console.out(json.dumps(report, indent=1))
+        from ..report.schema import to_json
+
+        console.out(to_json(report))
         return
     if quiet:
         console.out(str(path))

@@ -1,7 +1,6 @@
 """How gate and compare show their verdicts: a table (or JSON), notes, and Markdown for CI."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.markup import escape
@@ -18,7 +17,9 @@ def emit(record: dict, rows: list[dict], title: str, notes: list[str], path: Pat
     if markdown_path:
         markdown_path.write_text(markdown(rows, title, notes))
     if as_json:
-        console.out(json.dumps(record, indent=1))
+        from ..report.schema import to_json
+
+        console.out(to_json(record))
         return
     console.print(verdict_table(rows, title))
     for note in notes[len(rows):]:

@@ -163,9 +163,11 @@ class SearchResult:
     curve: list[ServerStats]  # every trial, by rate
     stopped: str  # "converged", "trials", "unreachable" or "time"
 
-    def to_dict(self) -> dict:
-        return {"best": self.best.to_dict() if self.best else None, "curve": [c.to_dict() for c in self.curve],
-                "stopped": self.stopped}
+    def record(self, bound_ms: float, start_qps: float | None = None) -> dict:
+        """The ``search`` of a result's ``server`` figures."""
+        return {"bound_ms": bound_ms, "start_qps": start_qps, "stopped": self.stopped,
+                "best_qps": self.best.qps_offered if self.best else None,
+                "curve": [stats.to_dict() for stats in sorted(self.curve, key=lambda s: s.qps_offered)]}
 
 
 def search_qps(trial: Callable[[float, np.ndarray], ServerStats], plan: SearchPlan,

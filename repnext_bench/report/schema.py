@@ -44,13 +44,17 @@ def write_report(report: dict, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump(_finite(report), stream, indent=1, allow_nan=False)
-            stream.write("\n")
+            stream.write(to_json(report) + "\n")
         os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for others to read
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def to_json(report: dict, indent: int = 1) -> str:
+    """A report as standard JSON: what the files hold and what ``--json`` prints."""
+    return json.dumps(_finite(report), indent=indent, allow_nan=False)
 
 
 def _finite(value):

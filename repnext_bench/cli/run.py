@@ -26,7 +26,8 @@ Mode = Annotated[str, typer.Option("--mode", "-m", help="latency (one request in
                                     "requests in flight, kept full) or server (Poisson arrivals: --qps or --p99).")]
 Streams = Annotated[str, typer.Option("--streams", help="Throughput and server modes: requests served at once, the "
                                       "threads split between them, e.g. 1,2; auto: throughput tries 1, 2, 4... up "
-                                      "to one per core and names the best; server uses 1.")]
+                                      "to one per core (counts that divide the threads) and names the best; server "
+                                      "uses 1.")]
 Qps = Annotated[float | None, typer.Option("--qps", help="Server mode: requests per second, arriving as a seeded "
                                            "Poisson process.")]
 P99 = Annotated[str | None, typer.Option("--p99", help="Server mode: find the highest rate whose p99 latency (queue "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass, field, fields
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
 # latency: one request in flight; throughput: ``streams`` requests in flight, kept full;
 # server: requests arriving as a Poisson process, served by ``streams`` workers
 MODES = ("latency", "throughput", "server")

@@ -34,6 +34,10 @@ class Settings:
     checkpoint: str | None = None
     seed: int = 0
     randomize: bool = False  # random BatchNorm statistics and biases (when no checkpoint is loaded)
+    calibration: str | None = None  # INT8: a folder of calibration images (None: synthetic inputs)
+    calibration_size: int = 128  # INT8: how many calibration inputs
+    eval_dir: str | None = None  # a labelled folder (one subfolder per class): top-1 and INT8 parity on it
+    class_map: str | None = None  # its class-index map, where the folder does not hold class_index.json
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,9 +92,11 @@ def export_context(model, settings: Settings):
     """The export cache and settings a backend prepares with; close its cache when done."""
     from .backends import PrepareContext
     from .export import ExportCache, weights_hash
+    from .quant.images import CalibrationSet
 
     cache = ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
-    return PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model))
+    calibration = CalibrationSet(settings.calibration, settings.calibration_size, settings.seed)
+    return PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model), calibration=calibration)
 
 
 @dataclass

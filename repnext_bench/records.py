@@ -174,6 +174,33 @@ class Parity(Record):
     rel_l2: float
     max_abs: float
     top1_agree: float
+    images: int | None = None  # INT8: how many evaluation inputs it was measured on
+    inputs: str | None = None  # INT8: which ("eval folder" or "synthetic")
+    per_image: dict | None = None  # INT8: sq_err, sq_ref and agree per input (quant.evaluation.per_image)
+
+
+@dataclass
+class Quantization(Record):
+    """An INT8 case: how the model was quantized, what it was calibrated on, and how many layers
+    of each kind (int8, float, qdq, reorder) the runtime's execution graph ran."""
+
+    OPEN: ClassVar[bool] = True
+    method: str | None = None
+    layers: dict | None = None
+    scheme: str | None = None
+    calibration: dict | None = None  # source (folder or synthetic), size, and the folder's hash or the seed
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Accuracy(Record):
+    """Top-1 on a labelled folder (``--eval``): the case's, and the PyTorch fp32 train-time model's."""
+
+    images: int
+    top1: float
+    reference_top1: float
+    folder: str | None = None
+    class_map: str | None = None  # how the folder names became class indices
 
 
 @dataclass
@@ -308,6 +335,8 @@ class Result(Record):
     fused_speedup: Ratio | None = None
     server: ServerRecord | None = None
     best_streams: bool | None = None  # a point of the --streams auto grid: whether it is the best of its grid
+    quantization: Quantization | None = None  # INT8 cases
+    accuracy: Accuracy | None = None  # with --eval
     NULLABLE: ClassVar[tuple[str, ...]] = ("error", "latency_ms", "device_latency_ms", "throughput_ips", "concurrency",
                                            "precision_effective", "parity", "memory", "cold_start", "model",
                                            "backend", "samples_ms", "artifact")

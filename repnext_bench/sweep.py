@@ -30,6 +30,7 @@ from .cases import Case
 from .lifecycle import Settings
 from .measure.rounds import paired_ratio, rounds_ci, summarize_rounds
 from .records import (
+    Accuracy,
     ArtifactRecord,
     ColdStart,
     Concurrency,
@@ -37,6 +38,7 @@ from .records import (
     Memory,
     ModelInfo,
     Parity,
+    Quantization,
     Ratio,
     Record,
     RecordError,
@@ -91,7 +93,11 @@ class CaseRun:
     traceback: str | None = None  # where an exception in the case's process came from
     loaded: dict | None = None  # the first lifetime's load (cold start, export)
     finished: dict | None = None  # the last lifetime's finish (parity, what ran)
-    peak_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0  # the highest peak of its processes
+    # ... of those that reused the export from the cache: a process that exported (or quantized,
+    # calibration included) first has that export's memory in its peak, which serving does not
+    peak_reused_mb: float = 0.0
+    reused_export: bool = False  # this lifetime's process reused the export
     blocks: list[list[float]] = field(default_factory=list)  # latency samples (ms) of each block
     throughputs: list[float] = field(default_factory=list)  # images/s of each block (throughput mode)
     block_rounds: list[int] = field(default_factory=list)
@@ -123,6 +129,11 @@ class CaseRun:
         else:
             self.throughputs.append(self.case.batch * reply["completed"] / reply["wall_s"])
             self.concurrency = reply["concurrency"]
+
+    def note_peak(self, peak_mb: float) -> None:
+        self.peak_rss_mb = max(self.peak_rss_mb, peak_mb)
+        if self.reused_export:
+            self.peak_reused_mb = max(self.peak_reused_mb, peak_mb)
 
     def fail(self, status: str, error: str, traceback: str | None = None) -> None:
         self.status, self.error, self.traceback = status, error, traceback
@@ -168,6 +179,11 @@ class CaseRun:
                                                     "completed": self.completed, "wall_s": self.wall_s})
         result.precision_effective = finished.get("precision_effective")
         result.parity = _typed(Parity, finished.get("parity"))
+        result.quantization = _typed(Quantization, finished.get("quantization"))
+        evaluation = loaded.get("evaluation") or {}
+        if self.case.precision == "int8" and evaluation.get("parity"):  # INT8: on the evaluation inputs
+            result.parity = _typed(Parity, evaluation["parity"])
+        result.accuracy = _typed(Accuracy, evaluation.get("accuracy"))
         result.backend = finished.get("backend")
         result.memory = self._memory(loaded, finished, result.artifact)
         result.rounds = RoundsInfo(blocks=len(self.block_rounds), lifetimes=len(set(self.block_lifetimes)),
@@ -181,9 +197,11 @@ class CaseRun:
 
     def _memory(self, loaded: dict, finished: dict, artifact: ArtifactRecord | None) -> Memory:
         before, after = loaded.get("rss_before_load_mb"), loaded.get("rss_after_load_mb")
+        scope = "from model load" if loaded.get("peak_reset") else "whole case process"
+        if self.peak_reused_mb:
+            scope += ", export reused"
         return Memory.from_dict({
-            "peak_rss_mb": self.peak_rss_mb or None,
-            "peak_scope": "from model load" if loaded.get("peak_reset") else "whole case process",
+            "peak_rss_mb": (self.peak_reused_mb or self.peak_rss_mb) or None, "peak_scope": scope,
             "rss_before_load_mb": before, "rss_after_load_mb": after,
             "load_added_mb": after - before if after is not None and before is not None else None,
             "artifact_bytes": artifact.size_bytes if artifact else None, **(finished.get("gpu_memory") or {})})
@@ -439,7 +457,7 @@ class Sweep:
             self.on_event("load", case=run.case, index=index, total=len(active), lifetime=lifetime)
             run.process = CaseProcess(run.case, self.settings, self.time_limit_s)
             try:
-                run.process.send("load", block_s=self.plan.block_s)
+                run.process.send("load", block_s=self.plan.block_s, evaluate=lifetime == 0)
             except CaseDied as died:
                 run.fail("failed", str(died))
                 continue
@@ -462,7 +480,8 @@ class Sweep:
             run.fail("failed", reply["error"], reply.get("traceback"))
         else:
             run.finished = reply  # what ran and its output, until the lifetime's end says again
-            run.peak_rss_mb = max(run.peak_rss_mb, reply["peak_rss_mb"])
+            run.reused_export = bool((reply.get("cold_start") or {}).get("export_cache_hit"))
+            run.note_peak(reply["peak_rss_mb"])
             if lifetime == 0 or run.loaded is None:
                 run.loaded = reply
                 self.on_event("loaded", case=run.case, load=reply)
@@ -484,7 +503,7 @@ class Sweep:
                         run.fail("failed", reply["error"], reply.get("traceback"))
                     else:
                         run.finished = reply
-                        run.peak_rss_mb = max(run.peak_rss_mb, reply["peak_rss_mb"])
+                        run.note_peak(reply["peak_rss_mb"])
             run.process.stop()
             run.process = None
 

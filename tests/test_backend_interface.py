@@ -61,7 +61,8 @@ def context(model, tmp_path):
 # ---- prepare returns what it made ------------------------------------------------------------
 
 def test_the_context_is_input_only():
-    assert [f.name for f in dataclasses.fields(PrepareContext)] == ["cache", "opset", "weights", "profiling"]
+    assert [f.name for f in dataclasses.fields(PrepareContext)] == ["cache", "opset", "weights", "profiling",
+                                                                    "calibration"]
     context = PrepareContext(cache=None, opset=17, weights="w")
     with pytest.raises(dataclasses.FrozenInstanceError):
         context.artifact = {}

@@ -155,7 +155,7 @@ def test_each_backend_switch_is_offered_to_the_backends_that_declare_it():
     assert set(RUN_OPTIONS) == {key for keys in declared.values() for key in keys}
     params = {p.name: p for p in click_commands()["run"].params}
     for key, param_name in RUN_OPTIONS.items():
-        if key == "coreml_format":  # shared with export, whose help cannot name run's backends
+        if key in ("coreml_format", "coreml_weights"):  # shared with export, whose help cannot name run's backends
             continue
         takers = {name for name, keys in declared.items() if key in keys}
         named = re.match(r"([a-z, ]+?) backends?:", params[param_name].help).group(1)
@@ -200,7 +200,7 @@ def test_backend_options_follow_the_declarations(monkeypatch, capsys):
     from repnext_bench.cli.backend_options import per_backend
 
     values = {"channels_last": True, "compile": False, "autocast": False, "cuda_graphs": True,
-              "coreml_format": ["mlprogram", "neuralnetwork"]}
+              "coreml_format": ["mlprogram", "neuralnetwork"], "coreml_weights": False}
     assert per_backend(values) == {
         "torch": {"channels_last": True}, "cuda": {"channels_last": True, "cuda_graphs": True},
         "tensorrt": {"cuda_graphs": True},

@@ -106,5 +106,5 @@ def test_a_precision_the_format_cannot_convert_is_skipped_without_a_worker():
 
     coreml = get_backend("coreml")
     case = Case("M0", "fused", "coreml", "all", "fp16", 1, 64, 1, "latency", (("coreml_format", "neuralnetwork"),))
-    assert coreml.unsupported(case) == "coreml neuralnetwork on all does not run fp16; it supports fp32, auto"
+    assert coreml.unsupported(case) == "coreml neuralnetwork on all does not run fp16; it supports fp32, int8, auto"
     assert coreml.unsupported(Case(**{**case.__dict__, "options": (("coreml_format", "mlprogram"),)})) is None

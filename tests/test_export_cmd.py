@@ -123,5 +123,5 @@ def test_the_manifest_helpers_moved_out_of_the_command(tmp_path):
     (tmp_path / "one.bin").write_bytes(b"abc")
     assert digest(tmp_path / "one.bin") == hashlib.sha256(b"abc").hexdigest()
     assert digest(tmp_path / "pkg") == hashlib.sha256(b"sub/w.bin" + b"abc").hexdigest()
-    assert precisions("onnx", "mlprogram") == (("fp32", "fp16"), "fp32")
-    assert precisions("coreml", "neuralnetwork") == (("fp32",), "fp32")
+    assert precisions("onnx", "mlprogram") == (("fp32", "fp16", "int8"), "fp32")
+    assert precisions("coreml", "neuralnetwork") == (("fp32", "int8"), "fp32")

@@ -17,6 +17,7 @@ import numpy as np
 from ..cases import Case
 from ..export import Artifact, ExportCache
 from ..measure.timing import TimingPlan, measure, warm_up
+from ..quant.images import CalibrationSet
 
 # name -> "module:Class"; the classes live in this package, one module per backend
 BACKENDS = {
@@ -67,6 +68,10 @@ class PrepareContext:
     opset: int
     weights: str  # hash of the model's weights, part of every artifact's cache key
     profiling: bool = False
+    calibration: CalibrationSet | None = None  # what INT8 cases calibrate on (None: synthetic, the default size)
+
+    def calibration_set(self) -> CalibrationSet:
+        return self.calibration or CalibrationSet(None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,9 @@ class Description:
     threads: int | None = None
     versions: dict[str, object] = field(default_factory=dict)  # library -> version (cuDNN gives an int)
     facts: dict[str, object] = field(default_factory=dict)
+    # INT8 cases: how the model was quantized (method, calibration) and the layers of each kind
+    # that ran, counted from the runtime's execution graph (quant.layers); a result's ``quantization``
+    quantization: dict | None = None
 
     def to_dict(self) -> dict:
         """The plain-JSON form that the case process replies with and reports keep."""
@@ -138,6 +146,23 @@ class Session(ABC):
     def gpu_memory(self) -> GpuMemory | None:
         """Peak GPU memory so far, on backends that run on a GPU; None elsewhere."""
         return None
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """Float32 logits of ``images`` (as many as the bound input holds), outside the timed
+        path: what the evaluation of INT8 parity and top-1 accuracy runs on other inputs."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run inputs other than its bound one")
+
+    def predict(self, images: np.ndarray, batch: int) -> np.ndarray:
+        """Logits of any number of images, in chunks of ``batch`` (the bound input's batch; the
+        last chunk padded by repeating its last image)."""
+        outputs = []
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            count = len(chunk)
+            if count < batch:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - count, axis=0)])
+            outputs.append(np.asarray(self.infer(np.ascontiguousarray(chunk)), dtype=np.float32)[:count])
+        return np.concatenate(outputs)
 
     def throughput(self, plan: TimingPlan) -> tuple[int, float, dict]:
         """(completed inferences, wall seconds, concurrency). One request in flight unless a

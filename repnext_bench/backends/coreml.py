@@ -1,7 +1,10 @@
 """Core ML: the fused or train-time model converted with coremltools, predicted on macOS with
 the chosen compute units. The case's device is the compute units (all, cpu_only,
 cpu_and_gpu, cpu_and_ne). Elsewhere the model is still converted and reported (conversion
-time, size, op counts, precision) and the case is skipped: prediction needs macOS."""
+time, size, op counts, precision) and the case is skipped: prediction needs macOS.
+
+INT8 is 8-bit weight compression (export/coreml.py): ``linear`` by default, ``palettize`` with
+the run option ``coreml_weights``; activations stay float."""
 from __future__ import annotations
 
 import platform
@@ -10,11 +13,28 @@ import numpy as np
 
 from ..cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME, Artifact
-from ..export.coreml import FORMATS, PRECISIONS, export_coreml, import_coremltools, resolve_precision
+from ..export.coreml import COMPRESSIONS, FORMATS, PRECISIONS, export_coreml, import_coremltools, resolve_precision
 from . import Availability, Backend, CaseSkipped, Description, PrepareContext, Prepared, Session
 
 COMPUTE_UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}
 NOT_MACOS = "Core ML prediction needs macOS (this is {system}): the model was converted and is reported, not timed"
+INT8_METHOD = "{method}: 8-bit weights (activations stay float)"
+
+
+def weight_compression(case: Case) -> str:
+    """The int8 weight compression a case asks for (run option ``coreml_weights``)."""
+    return dict(case.options).get("coreml_weights") or COMPRESSIONS[0]
+
+
+def quantization(info: dict) -> dict | None:
+    """An INT8 model's quantization record: its compression method, and its compute ops with
+    compressed weights (int8) or float weights (float), counted from the converted model."""
+    if "weight_compression" not in info:
+        return None
+    compressed = info["compressed_weights"]
+    return {"method": INT8_METHOD.format(method=info["compression_method"]), "scheme": info["weight_compression"],
+            "calibration": None, "layers": {"int8": compressed, "float": info["ops_total"] - compressed,
+                                            "qdq": 0, "reorder": 0}}
 
 
 class CoreMLSession(Session):
@@ -32,13 +52,20 @@ class CoreMLSession(Session):
     def output(self) -> np.ndarray:
         return np.asarray(self._out[OUTPUT_NAME], dtype=np.float32)
 
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        found = self._predict({INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})
+        return np.asarray(found[OUTPUT_NAME], dtype=np.float32)
+
     def describe(self) -> Description:
         # Core ML does not say where each op ran; the Neural Engine computes in fp16 whatever
         # the program holds, so this is the program's precision, not a guarantee per unit
-        return Description(self.info["compute_precision"], self.compute_units, None,
-                           {"coremltools": self.version, "macos": platform.mac_ver()[0]},
-                           {"compute_units": COMPUTE_UNITS[self.compute_units],
-                            "model_format": self.info["model_format"], "target": self.info["target"]})
+        found = quantization(self.info)
+        facts = {"compute_units": COMPUTE_UNITS[self.compute_units], "model_format": self.info["model_format"],
+                 "target": self.info["target"]}
+        if found:  # the weights are int8; what computes is float
+            facts["float_precision"] = self.info["compute_precision"]
+        return Description("int8" if found else self.info["compute_precision"], self.compute_units, None,
+                           {"coremltools": self.version, "macos": platform.mac_ver()[0]}, facts, found)
 
 
 class CoreMLBackend(Backend):
@@ -47,7 +74,9 @@ class CoreMLBackend(Backend):
     module = "coremltools"
     distribution = "coremltools"
     install = 'pip install "repnext-bench[coreml]"'
-    run_options = ("coreml_format",)  # each format given is a case of its own
+    # each format given is a case of its own; coreml_weights: the int8 weight compression
+    # (linear or palettize; left out of a case's options means linear)
+    run_options = ("coreml_format", "coreml_weights")
 
     def check_devices(self, found: Availability) -> Availability:
         if platform.system() == "Darwin":
@@ -58,11 +87,19 @@ class CoreMLBackend(Backend):
     def precisions_for(self, case: Case) -> tuple[str, ...]:
         return (*PRECISIONS[dict(case.options).get("coreml_format", FORMATS[0])], "auto")
 
+    def unsupported(self, case: Case) -> str | None:
+        compression = weight_compression(case)
+        if compression not in COMPRESSIONS:
+            return f"coreml_weights {compression} is not one of {', '.join(COMPRESSIONS)}"
+        if compression != COMPRESSIONS[0] and case.precision != "int8":
+            return f"coreml_weights {compression} compresses int8 weights, not {case.precision}"
+        return super().unsupported(case)
+
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         model_format = dict(case.options).get("coreml_format", FORMATS[0])
         precision = resolve_precision(model_format, case.precision)
         artifact = export_coreml(model, case.batch, case.resolution, model_format, precision, context.cache,
-                                 context.weights)
+                                 context.weights, weight_compression(case))
         if platform.system() != "Darwin":
             raise CaseSkipped(NOT_MACOS.format(system=platform.system()), artifact=artifact, exported=True)
         ct = import_coremltools()

@@ -13,7 +13,7 @@ from . import Backend, CaseSkipped, Description, PrepareContext, Prepared, Runti
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
-_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+_CAPABILITY = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 
 
 def cpu_capabilities() -> list[str]:
@@ -32,6 +32,8 @@ def precision_problem(precision: str, capabilities: list[str]) -> str | None:
 
 
 class OpenVinoSession(Session):
+    quantization: dict | None = None  # INT8: how it was quantized and what ran INT8 (read_layers)
+
     def __init__(self, compiled, images: np.ndarray, hint: str, profiling: bool = False) -> None:
         import openvino as ov
 
@@ -51,13 +53,28 @@ class OpenVinoSession(Session):
     def output(self) -> np.ndarray:
         return np.asarray(self.request.get_output_tensor().data, dtype=np.float32)
 
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.compiled(images)[0], dtype=np.float32)
+
+    def read_layers(self, artifact) -> None:
+        """How the INT8 model was quantized, and its layers of each kind in the compiled
+        (runtime) model, by the precision each one runs in."""
+        from ..quant.layers import count_kinds, openvino_layers
+
+        info = artifact.info
+        self.quantization = {"method": info.get("quantization"), "calibration": info.get("calibration"),
+                             "layers": count_kinds(openvino_layers(self.compiled))}
+
     def describe(self) -> Description:
         get = self.compiled.get_property
         precision = get("INFERENCE_PRECISION_HINT").get_type_name()
-        return Description(_NAMES.get(precision, precision), "cpu", int(get("INFERENCE_NUM_THREADS")),
-                           {"openvino": self._ov.get_version()},
-                           {"device_name": self._ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
-                            "streams": int(get("NUM_STREAMS")), "performance_hint": self.hint})
+        facts = {"device_name": self._ov.Core().get_property("CPU", "FULL_DEVICE_NAME"),
+                 "streams": int(get("NUM_STREAMS")), "performance_hint": self.hint}
+        if self.quantization:  # the hint is the precision of what stays float
+            facts["float_precision"] = _NAMES.get(precision, precision)
+        return Description("int8" if self.quantization else _NAMES.get(precision, precision), "cpu",
+                           int(get("INFERENCE_NUM_THREADS")), {"openvino": self._ov.get_version()}, facts,
+                           self.quantization)
 
     def profile(self, iterations: int) -> RuntimeProfile:
         """OpenVINO's per-layer performance counters over ``iterations`` inferences."""
@@ -102,8 +119,16 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     module = "openvino"
     distribution = "openvino"
-    precisions = ("fp32", "bf16", "fp16", "auto")
+    precisions = ("fp32", "bf16", "fp16", "int8", "auto")
     native_streams = True  # NUM_STREAMS: one compiled model runs that many requests at once
+
+    def unsupported(self, case: Case) -> str | None:
+        if case.precision == "int8":
+            from ..quant.nncf_ov import nncf_missing
+
+            if nncf_missing():
+                return nncf_missing()
+        return super().unsupported(case)
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         """Compile for the case (with the per-layer counters on, PERF_COUNT, for profiling)."""
@@ -113,13 +138,28 @@ class OpenVinoBackend(Backend):
         problem = precision_problem(case.precision, cpu_capabilities())
         if problem:
             raise CaseSkipped(problem)
-        artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
-        network = core.read_model(str(artifact.path))
-        network.reshape({network.inputs[0]: list(images.shape)})  # static shape, as benchmark_app -shape
+        if case.precision == "int8":  # NNCF's quantized IR, already of the case's static shape
+            from ..quant.nncf_ov import quantized_ir
+
+            artifact = quantized_ir(model, case.batch, case.resolution, context.opset, context.cache, context.weights,
+                                    context.calibration_set())
+            network = core.read_model(str(artifact.path / "model.xml"))
+        else:
+            artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
+            network = core.read_model(str(artifact.path))
+            network.reshape({network.inputs[0]: list(images.shape)})  # static shape, as benchmark_app -shape
         config = compile_config(case)
         profiling = {"PERF_COUNT": True} if context.profiling else {}
         compiled = core.compile_model(network, "CPU", {**config, **profiling})
-        return Prepared(OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"], context.profiling), artifact)
+        session = OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"], context.profiling)
+        if case.precision == "int8":
+            from ..quant.layers import no_int8_reason
+
+            session.read_layers(artifact)
+            problem = no_int8_reason("OpenVINO", session.quantization["layers"])
+            if problem:
+                raise CaseSkipped(problem, artifact=artifact)
+        return Prepared(session, artifact)
 
 
 def compile_config(case: Case) -> dict[str, str]:
@@ -130,4 +170,6 @@ def compile_config(case: Case) -> dict[str, str]:
         config["NUM_STREAMS"] = str(case.streams)
     if case.precision in _HINTS:
         config["INFERENCE_PRECISION_HINT"] = _HINTS[case.precision]
+    elif case.precision == "int8":  # what is not quantized runs in fp32, as in the fp32 case it is set against
+        config["INFERENCE_PRECISION_HINT"] = "f32"
     return config

@@ -101,6 +101,8 @@ def provider_problem(device: str, providers: list[str]) -> str | None:
 
 
 class OnnxRuntimeSession(Session):
+    quantization: dict | None = None  # INT8: how it was quantized and what ran INT8 (read_layers)
+
     def __init__(self, session, images: np.ndarray, num_classes: int, device: str = "cpu",
                  precision: str = "fp32", profiling: bool = False, optimized_path: str | None = None) -> None:
         import onnxruntime as ort
@@ -125,6 +127,18 @@ class OnnxRuntimeSession(Session):
 
     def output(self) -> np.ndarray:
         return self._out
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+
+    def read_layers(self, artifact) -> None:
+        """How the INT8 model was quantized, and its layers of each kind in the graph as ONNX
+        Runtime optimized it (where DQ -> op -> Q became integer kernels such as QLinearConv)."""
+        from ..quant.layers import count_kinds, onnx_layers
+
+        self.quantization = {"method": artifact.info.get("quantization"), "scheme": artifact.info.get("scheme"),
+                             "calibration": artifact.info.get("calibration"),
+                             "layers": count_kinds(onnx_layers(self.optimized_path))}
 
     def end_profiling(self) -> list[dict]:
         """Stop ORT's profiler (it records nothing after this) and return its events; the
@@ -159,7 +173,7 @@ class OnnxRuntimeSession(Session):
     def describe(self) -> Description:
         options = self.session.get_session_options()
         element = self.session.get_outputs()[0].type  # e.g. "tensor(float)": what the graph computes in
-        precision = _ELEMENT_TYPES.get(element, element)
+        precision = "int8" if self.quantization else _ELEMENT_TYPES.get(element, element)
         facts: dict = {"providers": self.session.get_providers(), "graph_optimization_level": OPTIMIZATION_LEVEL}
         if self.device != "cpu":  # TensorRT has no switch for TF32 here; the CUDA provider has
             on_gpu = gpu_precision(self.precision, has_tf32_cores(), tf32_switchable=self.device != "tensorrt")
@@ -171,7 +185,7 @@ class OnnxRuntimeSession(Session):
             facts["placement"] = {provider: len(nodes) for provider, nodes in self.placement.items()}
             facts["cpu_fallback_nodes"] = self.placement.get(PROVIDERS["cpu"], [])
         return Description(precision, self.device, options.intra_op_num_threads, {"onnxruntime": self._version},
-                           facts)
+                           facts, self.quantization)
 
     def close(self) -> None:  # a second call does nothing
         folder, self.folder = self.folder, None
@@ -196,13 +210,25 @@ class OnnxRuntimeBackend(Backend):
                             unusable=unusable, install=GPU_INSTALL if unusable else None)
 
     def precisions_for(self, case: Case) -> tuple[str, ...]:
-        return ("fp32", "fp16", "auto") if case.device == "tensorrt" else self.precisions
+        if case.device == "tensorrt":
+            return ("fp32", "fp16", "auto")
+        return ("fp32", "int8", "auto") if case.device == "cpu" else self.precisions
+
+    @staticmethod
+    def artifact(model, case: Case, context: PrepareContext):
+        """The fp32 ONNX export, or for INT8 its static QDQ quantization (quant.onnx_qdq)."""
+        if case.precision == "int8":
+            from ..quant.onnx_qdq import quantized_onnx
+
+            return quantized_onnx(model, case.resolution, context.opset, context.cache, context.weights,
+                                  context.calibration_set())
+        return export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
 
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         """On a GPU device the first inference runs with the profiler on, to record the node
         placement. With ``context.profiling`` the profiler stays on for :meth:`Session.profile`
         instead, and the graph as optimized is saved beside its profile."""
-        artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights)
+        artifact = self.artifact(model, case, context)
         settings = {"providers": provider_list(case.device, case.precision, context.cache.root),
                     "device": case.device, "precision": case.precision}
         args = (str(artifact.path), case.threads, images, model.num_classes)
@@ -215,13 +241,23 @@ class OnnxRuntimeBackend(Backend):
                 folder.cleanup()
                 raise
             session.folder = folder
+        elif case.precision == "int8":  # the graph as optimized says which nodes run INT8
+            with tempfile.TemporaryDirectory(prefix="repnext-ort-int8-") as folder:
+                session = self.load(*args, optimized_path=str(Path(folder) / "optimized.onnx"), **settings)
+                session.read_layers(artifact)
         elif case.device == "cpu":
             session = self.load(*args, **settings)
         else:
             with tempfile.TemporaryDirectory(prefix="repnext-ort-placement-") as folder:
                 session = self.load(*args, profile_prefix=str(Path(folder) / "ort"), **settings)
                 session.record_placement()
+        if context.profiling and case.precision == "int8":
+            session.read_layers(artifact)
         problem = provider_problem(case.device, session.session.get_providers())
+        if not problem and session.quantization:
+            from ..quant.layers import no_int8_reason
+
+            problem = no_int8_reason("ONNX Runtime", session.quantization["layers"])
         if problem:
             session.close()
             raise CaseSkipped(problem, artifact=artifact)

@@ -63,6 +63,14 @@ class TorchSession(Session):
     def output(self) -> np.ndarray:
         return self._out.float().numpy()
 
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        x = torch.from_numpy(images).to(device=self.images.device, dtype=self.images.dtype)
+        if self.options.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.model(x).float().cpu().numpy()
+
     def describe(self) -> Description:
         torch = self._torch
         dtype = next(self.model.parameters()).dtype

@@ -11,7 +11,7 @@ from .common import UsageProblem
 
 # each Case.options key a backend may declare -> run's parameter that sets it
 RUN_OPTIONS = {"channels_last": "channels_last", "compile": "compile_model", "autocast": "autocast",
-               "cuda_graphs": "cuda_graphs", "coreml_format": "coreml_format"}
+               "cuda_graphs": "cuda_graphs", "coreml_format": "coreml_format", "coreml_weights": "coreml_weights"}
 
 
 def declared(name: str) -> tuple[str, ...]:

@@ -17,13 +17,16 @@ from .common import ClickException, UsageProblem, check_checkpoint, check_writab
 def export(
     fmt: o.Format, output: o.Output, selector: o.Variants = "m0", forms: o.Forms = "fused",
     resolution: o.Resolution = "224", batch: o.Batch = "1", precision: o.Precision = "auto",
-    coreml_format: o.CoremlFormat = "mlprogram", checkpoint: o.Checkpoint = None, opset: o.Opset = 17,
-    seed: o.Seed = 0, cache_dir: o.CacheDir = None,
+    coreml_format: o.CoremlFormat = "mlprogram", coreml_weights: o.CoremlWeights = None,
+    checkpoint: o.Checkpoint = None, opset: o.Opset = 17,
+    seed: o.Seed = 0, cache_dir: o.CacheDir = None, calibration: o.Calibration = None,
+    calibration_size: o.CalibrationSize = 128,
 ) -> None:
     """Write the models as ONNX, OpenVINO IR, Core ML or TensorRT files, with a manifest.json
     that says what each file is (input, precision, size, SHA-256, weights, versions).
 
-    ONNX keeps the batch dynamic; --precision auto: fp32 (onnx, openvino), fp16 (Core ML), TF32 (tensorrt)."""
+    ONNX keeps the batch dynamic; --precision auto: fp32 (onnx, openvino), fp16 (Core ML), TF32 (tensorrt);
+    int8: ONNX Runtime's QDQ (onnx), NNCF (openvino), 8-bit weights (coreml), INT8 engine (tensorrt)."""
     from ..export.manifest import FORMATS, MANIFEST, new_manifest
 
     variants, form_list = v.variant_names(selector), v.forms(forms)
@@ -32,23 +35,26 @@ def export(
     coreml_format = _one_coreml_format(coreml_format)
     v.opset(opset)
     precisions = {f: _precision(f, precision.lower(), coreml_format) for f in formats}
+    compression = _one_compression(coreml_weights, precisions)
     _check_available(formats)
     if checkpoint is not None:
         check_checkpoint(checkpoint, variants)
     manifest_path = output / MANIFEST
     check_writable(manifest_path)
-    settings = settings_from({}, opset=opset, cache_dir=cache_dir, checkpoint=checkpoint, seed=seed)
+    quantization = v.quantization_settings(list(precisions.values()), calibration, calibration_size, None, None)
+    settings = settings_from({}, opset=opset, cache_dir=cache_dir, checkpoint=checkpoint, seed=seed, **quantization)
     weights = f"checkpoint {checkpoint}" if checkpoint else f"random (seed {seed}): for timing, not for accuracy"
     manifest = new_manifest(weights)
     with err_console.status("exporting") as status:
         models = _models(variants, form_list, side, batch_size, settings, status)
-        table = _export_all(models, precisions, coreml_format, settings, manifest, manifest_path, status)
+        table = _export_all(models, precisions, coreml_format, compression, settings, manifest, manifest_path,
+                            status)
     console.print(table)
     console.print(f"weights: {weights}")
     console.print(f"manifest: {manifest_path}")
 
 
-def _export_all(models, precisions: dict[str, str], coreml_format: str, settings, manifest: dict,
+def _export_all(models, precisions: dict[str, str], coreml_format: str, compression: str, settings, manifest: dict,
                 manifest_path: Path, status) -> Table:
     """Export each model in each format (with its precision), the manifest written after each
     file so that an interruption keeps what was made; the table of what was written."""
@@ -58,12 +64,25 @@ def _export_all(models, precisions: dict[str, str], coreml_format: str, settings
     for label, case, model in models:
         for name, precision in precisions.items():
             status.update(f"exporting {label} as {name}")
-            record = _export_one(model, replace(case, backend=name, precision=precision), settings, coreml_format,
-                                 manifest_path.parent, label)
+            options = (("coreml_weights", compression),) if name == "coreml" and precision == "int8" else ()
+            record = _export_one(model, replace(case, backend=name, precision=precision, options=options), settings,
+                                 coreml_format, manifest_path.parent, label)
             manifest["artifacts"].append(record)
             write_report(manifest, manifest_path)
             _add_row(table, record)
     return table
+
+
+def _one_compression(text: str | None, precisions: dict[str, str]) -> str:
+    """Core ML INT8's weight compression: one, linear unless --coreml-weights says palettize."""
+    if text is None:
+        return "linear"
+    if precisions.get("coreml") != "int8":
+        raise UsageProblem("--coreml-weights applies to --format coreml --precision int8")
+    chosen = v.coreml_weights(text, ["int8"])
+    if len(chosen) > 1:
+        raise UsageProblem(f"--coreml-weights {text}: export writes one compression per run; choose one")
+    return chosen[0]
 
 
 def _one_coreml_format(text: str) -> str:

@@ -42,6 +42,7 @@ def gate(
     pairs: Pairs = 50, rounds: Rounds = 5, block: o.Block = 0.1,
     fail_above: FailAbove = "3", ci_above: CiAbove = "2", pass_below: PassBelow = "5", seed: o.Seed = 0,
     output: o.Output = None, markdown_path: o.Markdown = None, as_json: o.Json = False,
+    calibration: o.Calibration = None, calibration_size: o.CalibrationSize = 128,
 ) -> None:
     """Paired, interleaved A/B timing of a baseline and a candidate in one job, with a verdict.
 
@@ -57,7 +58,9 @@ def gate(
     check_writable(path)
     if markdown_path:
         check_writable(markdown_path, "--markdown")
-    settings = settings_from({"warmup_s": 0.3, "warmup_iters": 3, "min_duration_s": 0, "min_iters": 1}, opset=opset)
+    quantization = v.quantization_settings([cases[0].precision], calibration, calibration_size, None, None)
+    settings = settings_from({"warmup_s": 0.3, "warmup_iters": 3, "min_duration_s": 0, "min_iters": 1}, opset=opset,
+                             **quantization)
     if "python" not in base_overrides or "python" not in cand_overrides:  # an arm runs in this environment
         _check_runnable(cases)
     arms = [(_arm("baseline", case, settings, base_overrides), _arm("candidate", case, settings, cand_overrides))

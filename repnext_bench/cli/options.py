@@ -34,8 +34,9 @@ Backends = Annotated[str, typer.Option("--backend", "-b", help="Backends, comma-
 Devices = Annotated[str, typer.Option("--device", "-d", help="Devices, comma-separated (default: each backend's "
                                       "first): cpu; cuda or tensorrt (onnxruntime's GPU providers); all, cpu_only, "
                                       "cpu_and_gpu, cpu_and_ne (coreml compute units).")]
-Precision = Annotated[str, typer.Option("--precision", "-p", help=f"fp32, bf16, fp16 or auto (the runtime or the "
-                                        f"format chooses), {SWEEPS}; what a backend does not run is skipped.")]
+Precision = Annotated[str, typer.Option("--precision", "-p", help=f"fp32, bf16, fp16, int8 (post-training "
+                                        "quantization: onnxruntime, openvino, tensorrt, coreml) or auto (the runtime "
+                                        f"or the format chooses), {SWEEPS}; what a backend does not run is skipped.")]
 Batch = Annotated[str, typer.Option("--batch", help=f"Batch size, {SWEEPS} (e.g. 1,8,32).")]
 Resolution = Annotated[str, typer.Option("--resolution", "-r", help=f"Input side in pixels, a positive multiple of "
                                          f"32, {SWEEPS} (e.g. 224,256).")]
@@ -53,6 +54,9 @@ Opset = Annotated[int, typer.Option("--opset", help="ONNX opset of the export (O
                                     "ONNX too).")]
 CoremlFormat = Annotated[str, typer.Option("--coreml-format", help="Core ML model type: mlprogram (iOS 16+) or "
                                            "neuralnetwork (older devices); run takes both: mlprogram,neuralnetwork.")]
+CoremlWeights = Annotated[str | None, typer.Option("--coreml-weights", help="Core ML --precision int8: 8-bit "
+                                                  "weights by linear quantization (linear, the default) or by "
+                                                  "palettization (palettize); run takes both: linear,palettize.")]
 
 Duration = Annotated[float, typer.Option("--duration", help="Time each case at least this many seconds in all "
                                          "(profile: the timed loop without the profiler, before it).")]
@@ -61,3 +65,17 @@ Block = Annotated[float, typer.Option("--block", help="Seconds of inferences in 
 CaseTimeout = Annotated[float, typer.Option("--case-timeout", help="Stop a case (and record it failed) whose load or "
                                             "any one block (profile: its profile) takes longer than this many "
                                             "seconds.")]
+
+Calibration = Annotated[Path | None, typer.Option(
+    "--calibration", help="INT8: a folder of JPEG/PNG images to calibrate on (resized, centre-cropped and normalized "
+    "as ImageNet's evaluation); unset: synthetic inputs, said in every INT8 result.")]
+CalibrationSize = Annotated[int, typer.Option(
+    "--calibration-size", help="INT8: how many calibration images (the folder's first, in path order) or synthetic "
+    "inputs.")]
+Eval = Annotated[Path | None, typer.Option(
+    "--eval", help="A labelled folder in ImageNet's layout (one subfolder per class, with class_index.json or "
+    "--class-map): top-1 of each case and of the fp32 train-time model, and INT8 parity on its images. Use with "
+    "--checkpoint.")]
+ClassMap = Annotated[Path | None, typer.Option(
+    "--class-map", help="--eval's class-index map (JSON: folder name -> index, or Keras' index -> [folder name, "
+    "label]).")]

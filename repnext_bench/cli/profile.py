@@ -29,7 +29,8 @@ def profile(
     iterations: Iterations = 20, duration: o.Duration = 1.0, top: Top = 15,
     as_json: o.Json = False, output: o.Output = None, trace: Trace = None, checkpoint: o.Checkpoint = None,
     cache_dir: o.CacheDir = None, no_cache: o.NoCache = False, opset: o.Opset = 17,
-    case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0,
+    case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0, calibration: o.Calibration = None,
+    calibration_size: o.CalibrationSize = 128,
 ) -> None:
     """Where the time goes, node by node, placed in RepNeXt's stages, blocks and mixers.
 
@@ -42,13 +43,14 @@ def profile(
     v.opset(opset)
     if checkpoint is not None:
         check_checkpoint(checkpoint, [cases[0].variant])
+    quantization = v.quantization_settings([cases[0].precision], calibration, calibration_size, None, None)
     path = output or default_output("profile")
     check_writable(path)
     if trace is not None:
         check_writable(trace, "--trace")
     plan = {"warmup_s": min(0.3, duration), "warmup_iters": 3, "min_duration_s": duration, "min_iters": 5}
     settings = settings_from(plan, opset=opset, cache_dir=cache_dir, no_cache=no_cache, checkpoint=checkpoint,
-                             seed=seed)
+                             seed=seed, **quantization)
     report = _new_report(cases, iterations, settings)
     _profile_all(cases, settings, case_timeout, iterations, report, path, show=not as_json)
     results = report["results"]

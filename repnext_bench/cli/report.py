@@ -19,9 +19,15 @@ Labels = Annotated[list[str] | None, typer.Option("--label", help="A name for ea
                                                   "the files (repeat; default: its CPU and GPU).")]
 
 
+MaxRelErr = Annotated[float | None, typer.Option(
+    "--max-rel-err", help="What should I ship: the largest relative L2 error against the fp32 train-time model a "
+    "configuration may have (INT8: on its evaluation inputs). Default: the tolerance of its precision, as verify "
+    "(fp32 1e-4, tf32 5e-3, fp16 1e-2, bf16 5e-2, int8 1e-1).")]
+
+
 def report(
     files: Annotated[list[Path] | None, typer.Argument(help="Run reports (JSON), from any machines.")] = None,
-    fmt: o.Format = "html", output: o.Output = None, labels: Labels = None,
+    fmt: o.Format = "html", output: o.Output = None, labels: Labels = None, max_rel_err: MaxRelErr = None,
 ) -> None:
     """Merge run reports from many machines: tables, plots and what to ship on each."""
     from ..hardware.merge import merge
@@ -32,7 +38,11 @@ def report(
     fmt = v.choice(fmt, "--format", FORMATS)
     if labels and len(labels) != len(files):
         raise UsageProblem(f"--label given {len(labels)} times for {len(files)} reports: give one per report, in order")
+    if max_rel_err is not None and not 0 <= max_rel_err < float("inf"):
+        raise UsageProblem(f"--max-rel-err {max_rel_err:g} is not valid: use a relative L2 error of 0 or more, "
+                           "e.g. 0.05")
     merged = merge(_read_run_reports(files), labels or None)
+    merged["max_rel_err"] = max_rel_err
     if not any(row["status"] == "ok" for row in merged["rows"]):
         raise UsageProblem("no finished case in these reports: nothing to compare")
     output = output or Path("reports") / f"comparison.{fmt}"

@@ -90,7 +90,9 @@ def run(
     cache_dir: o.CacheDir = None, no_cache: o.NoCache = False, opset: o.Opset = 17,
     channels_last: ChannelsLast = False, compile_model: Compile = False, autocast: Autocast = False,
     cuda_graphs: CudaGraphs = False, coreml_format: o.CoremlFormat = "mlprogram",
-    case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0,
+    coreml_weights: o.CoremlWeights = None,
+    case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0, calibration: o.Calibration = None,
+    calibration_size: o.CalibrationSize = 128, eval_dir: o.Eval = None, class_map: o.ClassMap = None,
 ) -> None:
     """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
     axes = _axes(selector, backend, device, forms, batch, resolution, threads, precision, mode)
@@ -101,15 +103,17 @@ def run(
     v.opset(opset)
     if checkpoint is not None:
         check_checkpoint(checkpoint, axes.variants)
+    quantization = v.quantization_settings(axes.precisions, calibration, calibration_size, eval_dir, class_map)
     render = _renderer(v.choice(report_format, "--format", REPORT_FORMATS))
     path = output or default_output()
     check_writable(path)
     values = {"channels_last": channels_last, "compile": compile_model, "autocast": autocast,
-              "cuda_graphs": cuda_graphs, "coreml_format": _coreml_formats(coreml_format)}
+              "cuda_graphs": cuda_graphs, "coreml_format": _coreml_formats(coreml_format),
+              "coreml_weights": v.coreml_weights(coreml_weights, axes.precisions)}
     per_backend = backend_options.per_backend(values)
     cases = axes.cases(per_backend, stream_list)
     settings = settings_from({"warmup_s": warmup, "warmup_iters": 3}, opset=opset, cache_dir=cache_dir,
-                             no_cache=no_cache, checkpoint=checkpoint, seed=seed)
+                             no_cache=no_cache, checkpoint=checkpoint, seed=seed, **quantization)
     report = _new_report(axes, settings, rounds_plan, case_timeout, values, per_backend, server)
     _sweep(cases, settings, rounds_plan, case_timeout, report, path, render, server, show=not (quiet or as_json))
     failed = sum(r["status"] == "failed" for r in report["results"])
@@ -224,6 +228,7 @@ def _sweep(cases: list, settings, rounds_plan, case_timeout: float, report: dict
 
 
 def _show(report: dict, path, failed: int, as_json: bool, quiet: bool) -> None:
+    from ..report.quant_view import quant_lines
     from ..report.results import artifacts_table, grid_lines, problem_lines, results_table, sweep_lines
 
     if as_json:
@@ -238,6 +243,7 @@ def _show(report: dict, path, failed: int, as_json: bool, quiet: bool) -> None:
     exported = artifacts_table(report["results"])
     if exported:
         console.print(exported)
-    for line in [*problem_lines(report["results"]), *grid_lines(report["results"]), *sweep_lines(report["sweep"])]:
+    for line in [*problem_lines(report["results"]), *grid_lines(report["results"]), *quant_lines(report["results"]),
+                 *sweep_lines(report["sweep"])]:
         console.print(line, highlight=False)
     console.print(f"report: {path}" + (f"  [red]{failed} case(s) failed[/]" if failed else ""))

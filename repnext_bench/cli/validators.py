@@ -4,6 +4,7 @@ percentage, a positive integer) lives here once and every command uses it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..machine import usable_cores
 from .common import UsageProblem
@@ -186,3 +187,41 @@ def milliseconds(text: str, option: str) -> float:
     if not 0 < value < float("inf"):
         raise UsageProblem(f"{option} {text!r} is not valid: use a time above 0, e.g. 10ms, 10 (milliseconds) or 0.01s")
     return value
+
+
+def coreml_weights(text: str | None, precisions: list[str]) -> list[str] | bool:
+    """``--coreml-weights``: the Core ML INT8 weight compressions to run (False when not given:
+    no such case option, linear being what int8 means)."""
+    if text is None:
+        return False
+    if "int8" not in precisions:
+        raise UsageProblem("--coreml-weights applies to --precision int8")
+    from ..export.coreml import COMPRESSIONS
+
+    return choices(text, "--coreml-weights", COMPRESSIONS)
+
+
+def quantization_settings(precisions: list[str], calibration: Path | None, calibration_size: int,
+                          eval_dir: Path | None, class_map: Path | None) -> dict:
+    """The Settings fields of --calibration, --calibration-size, --eval and --class-map, the
+    folders read now (one line for one that cannot be used), not case by case."""
+    from ..quant.images import ImageFolderError, check_calibration, eval_set
+
+    if calibration is not None and "int8" not in precisions:
+        raise UsageProblem("--calibration applies to --precision int8")
+    if class_map is not None and eval_dir is None:
+        raise UsageProblem("--class-map applies to --eval")
+    if calibration_size < 1:
+        raise UsageProblem(f"--calibration-size {calibration_size} is not valid: use 1 or more")
+    try:
+        found = check_calibration(calibration, calibration_size)
+    except ImageFolderError as exc:
+        raise UsageProblem(f"--calibration: {exc}") from None
+    try:
+        if eval_dir is not None:
+            eval_set(eval_dir, class_map)
+    except ImageFolderError as exc:
+        raise UsageProblem(f"--eval: {exc}") from None
+    return {"calibration": found.folder, "calibration_size": calibration_size,
+            "eval_dir": str(eval_dir.resolve()) if eval_dir else None,
+            "class_map": str(class_map.resolve()) if class_map else None}

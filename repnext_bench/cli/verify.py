@@ -17,7 +17,7 @@ def verify(
     selector: o.Variants = "m0-m5", backend: o.Backends = "torch,onnxruntime,openvino", device: o.Devices = "",
     forms: o.Forms = "train,fused", precision: o.Precision = "fp32", resolution: o.Resolution = "224",
     batch: o.Batch = "2", threads: o.Threads = "", seed: o.Seed = 0, cache_dir: o.CacheDir = None,
-    as_json: o.Json = False,
+    as_json: o.Json = False, calibration: o.Calibration = None, calibration_size: o.CalibrationSize = 128,
 ) -> None:
     """Check fused vs train-time outputs, and every backend against PyTorch fp32; exit 1 on any failure."""
     from ..cases import expand
@@ -27,7 +27,9 @@ def verify(
     precisions = v.precisions(precision)
     side, batch_size, thread_count = v.resolution(resolution), v.positive(batch, "--batch"), v.threads(threads)
     cases = expand(variants, form_list, backends, precisions, [batch_size], [side], [thread_count], ["latency"])
-    settings = settings_from({"warmup_s": 0, "warmup_iters": 0}, seed=seed, cache_dir=cache_dir, randomize=True)
+    quantization = v.quantization_settings(precisions, calibration, calibration_size, None, None)
+    settings = settings_from({"warmup_s": 0, "warmup_iters": 0}, seed=seed, cache_dir=cache_dir, randomize=True,
+                             **quantization)
     checks = []
     with err_console.status("checking the fusion") as status:
         checks.extend(fusion_checks(variants, side, batch_size, seed))

@@ -41,12 +41,12 @@ def precisions(fmt: str, coreml_format: str) -> tuple[tuple[str, ...], str]:
     if fmt == "openvino":
         from .openvino import PRECISIONS
 
-        return PRECISIONS, PRECISIONS[0]
+        return (*PRECISIONS, "int8"), PRECISIONS[0]
     if fmt == "tensorrt":
         from ..backends.tensorrt_gpu import TensorRTBackend
 
         return TensorRTBackend.precisions, "auto"
-    return ("fp32", "fp16"), "fp32"  # a typed bf16 ONNX Conv needs opset 22, beyond the TorchScript exporter
+    return ("fp32", "fp16", "int8"), "fp32"  # a typed bf16 ONNX Conv needs opset 22, beyond the TorchScript exporter
 
 
 def new_manifest(weights_source: str) -> dict:
@@ -59,6 +59,8 @@ def new_manifest(weights_source: str) -> dict:
 
 def _make(fmt: str, model, case, context, coreml_format: str):
     """(artifact, files to copy as (source, suffix)) for one format."""
+    if case.precision == "int8" and fmt in ("onnx", "openvino"):
+        return _quantized(fmt, model, case, context)
     if fmt == "onnx":
         from . import export_onnx
 
@@ -75,13 +77,33 @@ def _make(fmt: str, model, case, context, coreml_format: str):
         from .coreml import SUFFIXES, export_coreml
 
         artifact = export_coreml(model, case.batch, case.resolution, coreml_format, case.precision,
-                                 context.cache, context.weights)
+                                 context.cache, context.weights, compression=_compression(case))
         return artifact, [(artifact.path, SUFFIXES[coreml_format])]
     from .tensorrt import export_tensorrt
 
     artifact = export_tensorrt(model, case.batch, case.resolution, case.precision, context.opset,
-                               context.cache, context.weights)
+                               context.cache, context.weights, calibration=context.calibration_set())
     return artifact, [(artifact.path, ".engine")]
+
+
+def _compression(case) -> str:
+    """Core ML INT8's weight compression: linear unless the case asks for palettization."""
+    return dict(case.options).get("coreml_weights") or "linear"
+
+
+def _quantized(fmt: str, model, case, context):
+    """INT8: ONNX Runtime's static QDQ quantization of the ONNX export, or NNCF's of the IR."""
+    if fmt == "onnx":
+        from ..quant.onnx_qdq import quantized_onnx
+
+        artifact = quantized_onnx(model, case.resolution, context.opset, context.cache, context.weights,
+                                  context.calibration_set())
+        return artifact, [(artifact.path, ".onnx")]
+    from ..quant.nncf_ov import quantized_ir
+
+    artifact = quantized_ir(model, case.batch, case.resolution, context.opset, context.cache, context.weights,
+                            context.calibration_set())
+    return artifact, [(artifact.path / "model.xml", ".xml"), (artifact.path / "model.bin", ".bin")]
 
 
 def _place(source: Path, target: Path) -> None:
@@ -107,6 +129,8 @@ def export_one(model, case, settings, coreml_format: str, out: Path, label: str)
         except Exception as exc:
             raise ExportFailed(str(exc)) from exc
         stem = f"{label}-{case.precision}" + (f"-{coreml_format}" if fmt == "coreml" else "")
+        if fmt == "coreml" and _compression(case) != "linear":
+            stem += f"-{_compression(case)}"
         placed = []
         for source, suffix in files:
             _place(source, out / (stem + suffix))
@@ -124,6 +148,9 @@ def _record(artifact, placed: list[str], model, case, context, out: Path) -> dic
     shape = [case.batch, 3, case.resolution, case.resolution]
     facts = {k: v for k, v in artifact.describe().items() if k not in ("path", "size_bytes", "files", "input")}
     versions = {"repnext_bench": __version__, "torch": version("torch"), _LIBRARIES[fmt]: version(_LIBRARIES[fmt])}
+    if case.precision == "int8":  # what quantized it
+        versions.update({"onnx": {"onnxruntime": version("onnxruntime")}, "openvino": {"nncf": version("nncf")}}
+                        .get(fmt, {}))
     return {**facts, "files": placed, "format": fmt, "variant": case.variant, "form": case.form,
             "precision": case.precision, "size_bytes": artifact.size_bytes,
             "sha256": {f: digest(out / f) for f in placed}, "weights_sha256": context.weights,

@@ -80,7 +80,10 @@ class Arm:
         self.session = self.resources.enter_context(open_case(case, settings)).session
         warm_up(self.session.run, settings.plan)
         self.slowdown = float(request.get("slowdown") or 0.0)
-        backend, gpu_memory = self.session.describe().to_dict(), self.session.gpu_memory()
+        description, gpu_memory = self.session.describe(), self.session.gpu_memory()
+        backend = description.to_dict()
+        if description.quantization:  # INT8: what ran INT8 in this arm, and its calibration
+            backend["quantization"] = description.quantization
         if gpu_memory is not None:  # as gate records have carried it
             backend["gpu_memory"] = gpu_memory.to_dict()
         return {"ok": True, "backend": backend, "pinned_cpus": pinned}

@@ -160,6 +160,7 @@ def _row(machine: str, report_name: str, result: Result, environment: dict) -> d
         "case": case.label, "streams": case.streams, "threads_per_stream": case.threads_per_stream,
         "server": result.server.to_dict() if result.server else None,
         "throughput_blocks_ips": result.throughput_blocks_ips or [],
+        "calibration": ((result.quantization.calibration or {}).get("source") if result.quantization else None),
     }
 
 
@@ -174,11 +175,11 @@ def best_latency(rows: list[dict]) -> list[dict]:
     best throughput of any batch and the peak memory of that fastest case."""
     best: dict[tuple, dict] = {}
     for row in _ok_latency(rows):
-        key = (row["machine"], row["backend"], row["variant"], row["form"], row["resolution"])
+        key = _best_key(row)
         if key not in best or row["p50_ms"] < best[key]["p50_ms"]:
             best[key] = dict(row)
     for row in rows:
-        key = (row["machine"], row["backend"], row["variant"], row["form"], row["resolution"])
+        key = _best_key(row)
         if key in best and row["status"] == "ok" and row["throughput_ips"]:
             best[key]["best_throughput_ips"] = max(best[key].get("best_throughput_ips") or 0, row["throughput_ips"])
     for row in best.values():
@@ -188,6 +189,12 @@ def best_latency(rows: list[dict]) -> list[dict]:
     order = _variant_order()
     return sorted(best.values(), key=lambda r: (order.get(r["variant"], 99), r["form"] != "train", r["resolution"],
                                                 r["machine"], r["backend"]))
+
+
+def _best_key(row: dict) -> tuple:
+    """What a best-latency row is the best of: INT8 apart from the float precisions, so that
+    quantizing shows beside them rather than in their place."""
+    return (row["machine"], row["backend"], row["variant"], row["form"], row["resolution"], row["asked"] == "int8")
 
 
 _SETTINGS = ("machine", "backend", "variant", "resolution", "device", "asked", "batch", "threads", "mode", "options")
@@ -245,12 +252,13 @@ def _label(row: dict) -> str:
     return f"{row['backend']} {row['form']} {row['precision']} t{row['threads']}"
 
 
-def ship(rows: list[dict]) -> list[dict]:
-    """Per variant and machine: the fastest batch-1 configuration whose output stays within the
-    tolerance of its precision, the candidates it cannot be told apart from (their 95% CIs of
-    the median overlap its own: a tie), and its speedup over PyTorch eager fp32 train-time."""
-    candidates = [r for r in _ok_latency(rows)
-                  if r["rel_l2"] is not None and r["rel_l2"] <= TOLERANCES.get(r["precision"], -1)]
+def ship(rows: list[dict], max_rel_err: float | None = None) -> list[dict]:
+    """Per variant and machine: the fastest batch-1 configuration whose output stays within
+    ``max_rel_err`` of the fp32 train-time model's (None: the tolerance of its precision, as
+    ``verify``), the candidates it cannot be told apart from (their 95% CIs of the median
+    overlap its own: a tie), and its speedup over PyTorch eager fp32 train-time."""
+    candidates = [r for r in _ok_latency(rows) if r["rel_l2"] is not None
+                  and r["rel_l2"] <= (TOLERANCES.get(r["precision"], -1) if max_rel_err is None else max_rel_err)]
     grouped: dict[tuple, list[dict]] = {}
     for row in candidates:
         grouped.setdefault((row["machine"], row["variant"], row["resolution"]), []).append(row)

@@ -52,7 +52,9 @@ def _series(best: list[dict], form: str) -> tuple[list[str], dict[str, dict[str,
     series: dict[str, dict[str, float]] = {}
     for row in best:
         if row["form"] == form:
-            series.setdefault(f"{row['machine']} / {row['backend']}", {})[row["variant"]] = row
+            int8 = " int8" + (" (synthetic calibration)" if row.get("calibration") == "synthetic" else "")
+            series.setdefault(f"{row['machine']} / {row['backend']}{int8 if row['asked'] == 'int8' else ''}",
+                              {})[row["variant"]] = row
     return variants, dict(list(series.items())[:_SERIES_LIMIT])
 
 

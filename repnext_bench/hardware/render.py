@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 from ..report.results import ratio_text
+from ..verify import TOLERANCES
 from . import serving
 from .identity import FIELDS
 from .merge import best_latency, coverage, ship
@@ -42,14 +43,23 @@ def tables(merged: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                   r["precision"], str(r["threads"]), _f(r.get("best_throughput_ips"), 4), _f(r["peak_rss_mb"], 4),
                   ratio_text(r.get("fused_speedup")) or "—", _f(r["iphone12_ms"])]
                  for r in best])]
-    answers = [("What should I ship: the fastest batch-1 configuration within the tolerance of its precision",
+    bound = merged.get("max_rel_err")
+    within = (f"rel err at most {bound:g} against the fp32 train-time model" if bound is not None else
+              "within the tolerance of its precision (" + ", ".join(f"{p} {t:g}" for p, t in TOLERANCES.items()) + ")")
+    answers = [(f"What should I ship: the fastest batch-1 configuration {within}",
                 ["variant", "px", "machine", "backend", "form", "precision", "threads", "p50 ms (95% CI)", "rel err",
                  "tied with (overlapping CIs)", "torch fp32 train ms", "speedup (95% CI)"],
-                [[r["variant"], str(r["resolution"]), r["machine"], r["backend"], r["form"], r["precision"],
+                [[r["variant"], str(r["resolution"]), r["machine"], r["backend"], r["form"], _precision(r),
                   str(r["threads"]), _ms_ci(r), f"{r['rel_l2']:.1e}", "; ".join(r["tied_with"]) or "no tie",
                   _f(r["baseline_ms"]), ratio_text(r["speedup_over_baseline"]) or "not measured"]
-                 for r in ship(rows)])]
+                 for r in ship(rows, bound)])]
     return machines + gaps + latency + answers + serving.tables(rows)
+
+
+def _precision(row: dict) -> str:
+    """What ran; an INT8 row says when it was calibrated on synthetic inputs (its parity then says
+    nothing about accuracy on real images)."""
+    return row["precision"] + (" (synthetic calibration)" if row.get("calibration") == "synthetic" else "")
 
 
 def _machine_rows(merged: dict) -> list[list[str]]:

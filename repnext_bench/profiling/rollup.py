@@ -2,6 +2,7 @@
 accounting of attributed, unattributed and outside-node time, and train vs fused."""
 from __future__ import annotations
 
+from ..quant.layers import KINDS, layer_kind
 from .attribution import COMPONENTS
 
 UNATTRIBUTED = "unattributed"
@@ -44,12 +45,15 @@ def rollup(profile: dict, level: str) -> list[dict]:
     order = _STAGE_ORDER if level == "stage" else _COMPONENT_ORDER
     rows: dict[str, dict] = {}
     for node in profile["nodes"]:
-        row = rows.setdefault(_key(node, level), {"name": _key(node, level), "time_ms": 0.0, "nodes": 0, "macs": 0})
+        row = rows.setdefault(_key(node, level), _empty_row(_key(node, level)))
         row["time_ms"] += node["time_ms"]
         row["nodes"] += 1
+        kind = layer_kind(node["op_type"], node.get("precision")) or "float"
+        row["kinds"][kind] += 1
+        row["kind_ms"][kind] += node["time_ms"]
     for entry in profile["macs_by_place"]:
         key = _key(entry, level)
-        rows.setdefault(key, {"name": key, "time_ms": 0.0, "nodes": 0, "macs": 0})["macs"] += entry["macs"]
+        rows.setdefault(key, _empty_row(key))["macs"] += entry["macs"]
     total = sum(r["time_ms"] for r in rows.values()) or 1.0
     batch = profile["case"]["batch"]
     for row in rows.values():
@@ -57,6 +61,13 @@ def rollup(profile: dict, level: str) -> list[dict]:
         row["gmacs_per_s"] = (row["macs"] * batch / (row["time_ms"] / 1e3) / 1e9
                               if row["macs"] and row["time_ms"] > 0 else None)
     return sorted(rows.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+
+
+def _empty_row(name: str) -> dict:
+    """A rollup row before its nodes: time, node count, MACs, and the nodes of each kind (int8,
+    float, qdq, reorder: quant.layers) with their time."""
+    return {"name": name, "time_ms": 0.0, "nodes": 0, "macs": 0, "kinds": dict.fromkeys(KINDS, 0),
+            "kind_ms": dict.fromkeys(KINDS, 0.0)}
 
 
 def side_by_side(profiles: list[dict], level: str) -> list[dict]:

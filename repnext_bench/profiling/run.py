@@ -12,6 +12,7 @@ from ..lifecycle import Settings, open_case
 from ..measure.parity import parity
 from ..measure.stats import summarize
 from ..measure.timing import measure, warm_up
+from ..quant.evaluation import evaluate, evaluation_inputs
 from .attribution import attribute, macs_by_place
 
 
@@ -40,6 +41,8 @@ def profile_case(case: Case, settings: Settings, iterations: int = 20) -> dict:
             warm_up(session.run, settings.plan)
             samples, _ = measure(session.run, settings.plan)
             output_parity = parity(session.output(), loaded.expected)
+            if case.precision == "int8":  # on the evaluation inputs, as run's INT8 results
+                output_parity = evaluate(session, evaluation_inputs(case, settings), case.batch)["parity"]
             session.close()  # the profiled pass prepares its own session: one at a time
             data, description = profiled_pass(model, case, loaded.images, loaded.context, iterations)
     except CaseSkipped as skip:
@@ -55,6 +58,7 @@ def profile_case(case: Case, settings: Settings, iterations: int = 20) -> dict:
         "precision_effective": description.precision_effective,
         "parity": output_parity,
         "backend": description.to_dict(),
+        **({"quantization": description.quantization} if description.quantization else {}),
         "model": {"params": counts.params, "macs": counts.macs, "form": model.form},
         "profiled": {
             "iterations": iterations,

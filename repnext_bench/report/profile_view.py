@@ -78,13 +78,23 @@ def top_table(profile: dict, count: int) -> Table:
 
 
 def rollup_table(profile: dict, level: str) -> Table:
+    """Time, nodes, MACs and GMAC/s per stage or component; an INT8 profile adds which nodes ran
+    INT8 and which did not (float, quantize/dequantize, reorder), and INT8's share of the time."""
+    int8 = profile["case"]["precision"] == "int8"
     table = Table(title=f"By {level}", box=box.SIMPLE_HEAVY)
-    for header in (level, "ms", "share", "nodes", "MMACs", "GMAC/s"):
+    kinds = ("int8", "float", "q/dq", "reorder", "int8 time") if int8 else ()
+    for header in (level, "ms", "share", "nodes", *kinds, "MMACs", "GMAC/s"):
         table.add_column(header, justify="left" if header == level else "right")
     for row in rollup(profile, level):
-        table.add_row(row["name"], format_ms(row["time_ms"]), _share(row["share"]), str(row["nodes"]),
+        counts = row["kinds"]
+        mix = [str(counts["int8"]), str(counts["float"]), str(counts["qdq"]), str(counts["reorder"]),
+               _share(row["kind_ms"]["int8"] / row["time_ms"] if row["time_ms"] else None)] if int8 else []
+        table.add_row(row["name"], format_ms(row["time_ms"]), _share(row["share"]), str(row["nodes"]), *mix,
                       f"{row['macs'] * profile['case']['batch'] / 1e6:.1f}" if row["macs"] else "",
                       f"{row['gmacs_per_s']:.1f}" if row["gmacs_per_s"] else "")
+    if int8:
+        table.caption = ("nodes by what ran: int8 kernels; float (fell back to, or stayed in, floating point); "
+                         "q/dq: quantize/dequantize; reorder: layout or precision reorders")
     return table
 
 

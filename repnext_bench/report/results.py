@@ -31,6 +31,11 @@ def format_ms(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
 
 
+def synthetic_calibration(result: Result) -> bool:
+    calibration = result.quantization.calibration if result.quantization else None
+    return bool(calibration) and calibration.get("source") == "synthetic"
+
+
 def precision_text(asked: str, got: str | None) -> str:
     """What ran, and what was asked for when it differs."""
     if got is None:
@@ -99,6 +104,11 @@ def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark"
         captions.append("streams: requests served at once x threads each; img/s: all streams together")
     if served:
         captions.append("server mode: latency from each request's arrival (Poisson) to its end, queue included")
+    if any(synthetic_calibration(r) for r in results):
+        captions.append("syn: INT8 calibrated on synthetic inputs, which says nothing about accuracy "
+                        "(--calibration DIR)")
+    if any(r.case.precision == "int8" and r.parity and r.parity.images for r in results):
+        captions.append("rel err of INT8: on the evaluation inputs, against the fp32 train-time model")
     table.caption = "\n".join(captions) or None
     return table
 
@@ -119,7 +129,8 @@ def _row(result: Result, varying: list[str], gpu: bool, concurrent: bool, served
     backend = case.backend + (f"/{case.device}" if case.device != "cpu" else "")
     backend += f" ({', '.join(words)})" if words else ""
     return [
-        case.variant, case.form, backend, precision_text(case.precision, result.precision_effective), str(case.batch),
+        case.variant, case.form, backend, precision_text(case.precision, result.precision_effective)
+        + (" syn" if synthetic_calibration(result) else ""), str(case.batch),
         *(str(getattr(case, k)) for k in varying),
         *([f"{case.streams}x{case.threads_per_stream}" if case.mode != "latency" else ""] if concurrent else []),
         format_ms(result.p50_ms) + (unconverged if case.mode == "latency" else ""),

@@ -1,0 +1,175 @@
+"""Images for calibration and evaluation, prepared as RepNeXt's ImageNet evaluation does:
+resize the shorter side to 256/224 of the input side (bicubic), crop the centre, scale to
+[0, 1] and normalize with ImageNet's mean and std. Without a folder, calibration uses
+synthetic inputs (seeded standard normal, the distribution of normalized images' values),
+and every result says so: they say nothing about accuracy."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+RESIZE_RATIO = 256 / 224  # the resize before the centre crop, as the RepNeXt (and RepViT) evaluation
+SUFFIXES = (".jpg", ".jpeg", ".png")
+CLASS_MAP = "class_index.json"  # the class-index map an --eval folder may hold
+DEFAULT_CALIBRATION_SIZE = 128
+SYNTHETIC_EVAL_SIZE = 64
+
+
+class ImageFolderError(ValueError):
+    """A calibration or evaluation folder that cannot be used (said in one line)."""
+
+
+def prepare_image(path: Path, resolution: int) -> np.ndarray:
+    """One image as a (3, resolution, resolution) float32 array, normalized."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            short = int(round(resolution * RESIZE_RATIO))
+            width, height = image.size
+            scale = short / min(width, height)
+            size = (max(short, round(width * scale)), max(short, round(height * scale)))
+            image = image.resize(size, Image.BICUBIC)
+            left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+            image = image.crop((left, top, left + resolution, top + resolution))
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except OSError as exc:
+        raise ImageFolderError(f"{path} is not a readable JPEG or PNG image ({exc})") from exc
+    return ((pixels - MEAN) / STD).transpose(2, 0, 1).copy()
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every JPEG and PNG under ``folder``, in a stable order."""
+    if not folder.is_dir():
+        raise ImageFolderError(f"{folder} is not a folder")
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not found:
+        raise ImageFolderError(f"{folder} holds no JPEG or PNG image (looked for {', '.join(SUFFIXES)})")
+    return found
+
+
+def files_hash(paths: list[Path], root: Path) -> str:
+    """SHA-256 over the files' paths (relative to ``root``) and bytes: the calibration set's identity."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Where the calibration inputs come from: ``folder`` (its first ``size`` images) or, when
+    None, ``size`` synthetic inputs from ``seed``."""
+
+    folder: str | None
+    size: int = DEFAULT_CALIBRATION_SIZE
+    seed: int = 0
+
+    @property
+    def source(self) -> str:
+        return "folder" if self.folder else "synthetic"
+
+    def files(self) -> list[Path]:
+        return list_images(Path(self.folder))[: self.size] if self.folder else []
+
+    def identity(self) -> dict:
+        """What the quantized artifacts' cache key holds of the calibration: its source, size and hash."""
+        if not self.folder:
+            return {"calibration": "synthetic", "calibration_size": self.size, "calibration_seed": self.seed}
+        files = self.files()
+        return {"calibration": "folder", "calibration_size": len(files),
+                "calibration_sha256": files_hash(files, Path(self.folder))}
+
+    def describe(self) -> dict:
+        """What a result says of its calibration."""
+        found = self.identity()
+        described = {"source": found["calibration"], "size": found["calibration_size"]}
+        if self.folder:
+            described.update(folder=self.folder, sha256=found["calibration_sha256"])
+        else:
+            described["seed"] = self.seed
+        return described
+
+    def arrays(self, resolution: int) -> np.ndarray:
+        """The calibration inputs, (size, 3, resolution, resolution) float32."""
+        if not self.folder:
+            return synthetic_inputs(self.size, resolution, self.seed + 1)
+        return np.stack([prepare_image(path, resolution) for path in self.files()])
+
+
+def synthetic_inputs(count: int, resolution: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((count, 3, resolution, resolution), dtype=np.float32)
+
+
+def check_calibration(folder: Path | None, size: int) -> CalibrationSet:
+    """The calibration set of ``--calibration`` and ``--calibration-size``, checked now (one line
+    if the folder cannot be used), so that a sweep does not find out case by case."""
+    if folder is not None:
+        list_images(folder)
+    return CalibrationSet(str(folder.resolve()) if folder else None, size)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A labelled folder: the images, their class indices, and where the map came from."""
+
+    paths: list[Path]
+    labels: list[int]
+    class_map: str  # how folder names became class indices
+
+    def arrays(self, resolution: int) -> np.ndarray:
+        return np.stack([prepare_image(path, resolution) for path in self.paths])
+
+
+def class_index(folder: Path, names: list[str], map_file: Path | None = None) -> tuple[dict[str, int], str]:
+    """folder name -> class index: from ``map_file`` or the folder's class_index.json (either
+    {"n01440764": 0, ...} or Keras' {"0": ["n01440764", "tench"], ...}); else folder names that
+    are integers; else, for the 1000 folders of ImageNet's validation set, their sorted order."""
+    path = map_file or (folder / CLASS_MAP)
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            mapping = ({str(v[0]): int(k) for k, v in data.items()} if all(isinstance(v, list) for v in data.values())
+                       else {str(k): int(v) for k, v in data.items()})
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+            raise ImageFolderError(f"{path} is not a class-index map (folder name -> index, or Keras' "
+                                   f"index -> [folder name, label]): {exc}") from exc
+        missing = [name for name in names if name not in mapping]
+        if missing:
+            raise ImageFolderError(f"{path} has no class index for the folder(s) {', '.join(missing[:5])}")
+        return mapping, str(path)
+    if map_file is not None:
+        raise ImageFolderError(f"--class-map {map_file} is not a file")
+    if all(name.isdigit() for name in names):
+        return {name: int(name) for name in names}, "folder names are class indices"
+    if len(names) == 1000:
+        return {name: index for index, name in enumerate(sorted(names))}, "sorted folder names (ImageNet's order)"
+    raise ImageFolderError(f"{folder}: cannot tell the class index of its {len(names)} class folders: add "
+                           f"{CLASS_MAP} (folder name -> index), name the folders by index, or use all 1000 classes")
+
+
+def eval_set(folder: Path, map_file: Path | None = None) -> EvalSet:
+    """The images of an ImageNet-style folder (one subfolder per class) with their labels."""
+    if not folder.is_dir():
+        raise ImageFolderError(f"{folder} is not a folder")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise ImageFolderError(f"{folder} has no class subfolders (expected ImageNet's layout: one folder "
+                               "per class, the images in it)")
+    mapping, source = class_index(folder, classes, map_file)
+    paths, labels = [], []
+    for name in classes:
+        images = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        paths.extend(images)
+        labels.extend([mapping[name]] * len(images))
+    if not paths:
+        raise ImageFolderError(f"{folder} holds no JPEG or PNG image in its class folders")
+    return EvalSet(paths, labels, source)

@@ -168,9 +168,8 @@ class CaseWorker:
     def hello(self) -> dict:
         return {"pid": os.getpid(), "torch_preloaded": self.preloaded}
 
-    def load(self, block_s: float, evaluate: bool = False) -> dict:
-        """Build, export, prepare, warm up, and find how many inferences fill a block; with
-        ``evaluate`` (a case's first process), the output on the evaluation inputs too."""
+    def load(self, block_s: float) -> dict:
+        """Build, export, prepare, warm up, and find how many inferences fill a block."""
         from .backends import CaseSkipped
 
         try:
@@ -180,7 +179,6 @@ class CaseWorker:
                     "model": skip.model}
         session = self.loaded.session
         warm_up(session.run, self.settings.plan)
-        evaluation = {"evaluation": self.evaluate()} if evaluate else {}  # before the device timer's reset
         inference_s = None
         if self.case.mode != "throughput":  # server mode: what one inference takes starts its search
             run, clock, start, count = session.run, time.perf_counter, time.perf_counter(), 0
@@ -198,7 +196,7 @@ class CaseWorker:
         loaded = self.loaded
         # what ran and its output (after the warm-up) come now too, so that a sweep stopped
         # before this process's end still reports them
-        return {**evaluation, "block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start(),
+        return {"block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start(),
                 "model": loaded.model_record(),
                 "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
@@ -244,17 +242,15 @@ class CaseWorker:
         served = serve(lambda worker: runs[worker](), np.asarray(arrivals), workers=len(runs))
         return {"starts": served.starts.tolist(), "ends": served.ends.tolist()}
 
-    def evaluate(self) -> dict | None:
-        """INT8 parity (and top-1 on a labelled folder) on the evaluation inputs; None where the
-        case needs none, a reason where its backend cannot run other inputs."""
-        from .quant.evaluation import evaluate, evaluation_inputs, needs_evaluation
+    def evaluation(self) -> dict:
+        """In a process of its own: INT8 parity (and top-1 on a labelled folder) on the
+        evaluation inputs (quant.evaluation); an error where the backend cannot run other inputs."""
+        from .quant.evaluation import evaluate_case
 
-        if not needs_evaluation(self.case, self.settings):
-            return None
         try:
-            return evaluate(self.loaded.session, evaluation_inputs(self.case, self.settings), self.case.batch)
+            return evaluate_case(self.case, self.settings)
         except NotImplementedError as exc:
-            return {"parity": None, "accuracy": None, "unavailable": str(exc)}
+            return {"error": str(exc)}
 
     def finish(self) -> dict:
         """What ran, its output against the reference, and the memory it took."""

@@ -37,6 +37,7 @@ class Settings:
     calibration: str | None = None  # INT8: a folder of calibration images (None: synthetic inputs)
     calibration_size: int = 128  # INT8: how many calibration inputs
     eval_dir: str | None = None  # a labelled folder (one subfolder per class): top-1 and INT8 parity on it
+    eval_size: int | None = None  # how many of its images, spread over it (None: all)
     class_map: str | None = None  # its class-index map, where the folder does not hold class_index.json
 
     def to_dict(self) -> dict:

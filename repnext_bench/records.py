@@ -336,6 +336,7 @@ class Result(Record):
     server: ServerRecord | None = None
     best_streams: bool | None = None  # a point of the --streams auto grid: whether it is the best of its grid
     quantization: Quantization | None = None  # INT8 cases
+    int8_speedup: Ratio | None = None  # INT8 cases with an fp32 twin in the sweep: fp32 over INT8, paired
     accuracy: Accuracy | None = None  # with --eval
     NULLABLE: ClassVar[tuple[str, ...]] = ("error", "latency_ms", "device_latency_ms", "throughput_ips", "concurrency",
                                            "precision_effective", "parity", "memory", "cold_start", "model",

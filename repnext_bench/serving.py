@@ -51,7 +51,7 @@ def run_server_case(case: Case, settings: Settings, plan: ServerPlan, time_limit
     of each rate served."""
     process = CaseProcess(case, settings, time_limit_s)
     try:
-        process.send("load", block_s=LOAD_BLOCK_S, evaluate=True)
+        process.send("load", block_s=LOAD_BLOCK_S)
         loaded = process.receive()
         if "skipped" in loaded or "error" in loaded:
             return _not_served(case, loaded), loaded

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import availability, case_problem
-from .case_process import CaseDied, CaseProcess, process_context
+from .case_process import CaseDied, CaseProcess, process_context, run_once
 from .cases import Case
 from .lifecycle import Settings
 from .measure.rounds import paired_ratio, rounds_ci, summarize_rounds
@@ -180,10 +180,6 @@ class CaseRun:
         result.precision_effective = finished.get("precision_effective")
         result.parity = _typed(Parity, finished.get("parity"))
         result.quantization = _typed(Quantization, finished.get("quantization"))
-        evaluation = loaded.get("evaluation") or {}
-        if self.case.precision == "int8" and evaluation.get("parity"):  # INT8: on the evaluation inputs
-            result.parity = _typed(Parity, evaluation["parity"])
-        result.accuracy = _typed(Accuracy, evaluation.get("accuracy"))
         result.backend = finished.get("backend")
         result.memory = self._memory(loaded, finished, result.artifact)
         result.rounds = RoundsInfo(blocks=len(self.block_rounds), lifetimes=len(set(self.block_lifetimes)),
@@ -200,11 +196,26 @@ class CaseRun:
         scope = "from model load" if loaded.get("peak_reset") else "whole case process"
         if self.peak_reused_mb:
             scope += ", export reused"
+        elif (loaded.get("cold_start") or {}).get("export_cache_hit") is False:
+            scope += EXPORT_INCLUDED
         return Memory.from_dict({
             "peak_rss_mb": (self.peak_reused_mb or self.peak_rss_mb) or None, "peak_scope": scope,
             "rss_before_load_mb": before, "rss_after_load_mb": after,
             "load_added_mb": after - before if after is not None and before is not None else None,
             "artifact_bytes": artifact.size_bytes if artifact else None, **(finished.get("gpu_memory") or {})})
+
+
+EXPORT_INCLUDED = ", export included"  # the peak's scope when every process of the case exported first
+
+
+def with_evaluation(result: Result, reply: dict | None) -> None:
+    """A case's evaluation put into its result: INT8's parity on the evaluation inputs (in place
+    of the parity on its bound input), and the top-1 on a labelled folder."""
+    if not reply or "error" in reply:
+        return
+    if result.case.precision == "int8" and reply.get("parity"):
+        result.parity = _typed(Parity, reply["parity"])
+    result.accuracy = _typed(Accuracy, reply.get("accuracy"))
 
 
 def _typed(kind: type[Record], data: dict | None):
@@ -242,25 +253,36 @@ def mark_best_streams(results: list[Result]) -> None:
 
 
 def fused_speedups(runs: list[CaseRun]) -> dict[Case, Ratio]:
-    """For each fused case with a train-time twin: train over fused from the blocks of each
-    round, paired, with its 95% CI (lifetimes resampled first)."""
+    """For each fused case with a train-time twin: train over fused, paired (speedups)."""
+    return speedups(runs, "form", "fused", "train")
+
+
+def int8_speedups(runs: list[CaseRun]) -> dict[Case, Ratio]:
+    """For each INT8 case with an fp32 twin: fp32 over INT8, paired (speedups)."""
+    return speedups(runs, "precision", "int8", "fp32")
+
+
+def speedups(runs: list[CaseRun], axis: str, value: str, over: str) -> dict[Case, Ratio]:
+    """For each case whose ``axis`` is ``value`` and that has a twin where it is ``over`` (all
+    else the same): the twin's latency over the case's (images/s the other way round) from the
+    blocks of each round, paired, with its 95% CI (lifetimes resampled first)."""
     by_case = {run.case: run for run in runs}
     found = {}
     for run in runs:
-        twin = by_case.get(replace(run.case, form="train"))
-        if run.case.form != "fused" or not twin or not (run.blocks or run.throughputs):
+        twin = by_case.get(replace(run.case, **{axis: over}))
+        if getattr(run.case, axis) != value or not twin or not (run.blocks or run.throughputs):
             continue
         mine = dict(zip(run.block_rounds, zip(run.values, run.block_lifetimes)))
         theirs = dict(zip(twin.block_rounds, twin.values))
         common = [r for r in mine if r in theirs]
         if len(common) < 2:
             continue
-        fused = [float(np.median(mine[r][0])) for r in common]
-        train = [float(np.median(theirs[r])) for r in common]
-        numerator, denominator = (fused, train) if run.case.mode == "throughput" else (train, fused)
+        own = [float(np.median(mine[r][0])) for r in common]
+        twins = [float(np.median(theirs[r])) for r in common]
+        numerator, denominator = (own, twins) if run.case.mode == "throughput" else (twins, own)
         groups = [mine[r][1] for r in common]
         ratio = paired_ratio(numerator, denominator, groups if len(set(groups)) > 1 else None)
-        found[run.case] = Ratio.from_dict({"over": "train", **ratio})
+        found[run.case] = Ratio.from_dict({"over": over, **ratio})
     return found
 
 
@@ -273,6 +295,7 @@ class Sweep:
         self.cases, self.settings, self.plan, self.time_limit_s = cases, settings, plan, time_limit_s
         self.server = server
         self.served: dict[Case, Result] = {}  # server-mode cases, done
+        self.evaluations: dict[Case, dict] = {}  # the evaluation process's reply of each case that has one
         self.report, self.path, self.render = report, path, render
         self.on_event = on_event or (lambda *args, **kwargs: None)
         self.rng = np.random.default_rng(plan.seed)
@@ -283,7 +306,7 @@ class Sweep:
         self.stops: list[str] = []  # why each batch's rounds ended
 
     def save(self) -> None:
-        speedups = fused_speedups(self.runs)
+        fused, int8 = fused_speedups(self.runs), int8_speedups(self.runs)
         by_case = {run.case: run for run in self.runs}
         results = []
         for case in self.cases:
@@ -298,8 +321,10 @@ class Sweep:
             except RecordError as exc:  # its process replied with something no result can hold
                 run.fail("failed", f"a malformed reply from the case's process: {exc}")
                 record = Result(case, "failed", run.error)
-            record.fused_speedup = speedups.get(case)
+            record.fused_speedup, record.int8_speedup = fused.get(case), int8.get(case)
             results.append(record)
+        for record in results:
+            with_evaluation(record, self.evaluations.get(record.case))
         mark_best_streams(results)
         self.report["results"] = [result.to_dict() for result in results]
         reasons = set(self.stops)
@@ -330,6 +355,7 @@ class Sweep:
             for batch, share in self._batches():
                 self._measure(batch, self.plan.budget_s * share)
             self._serve()
+            self._evaluate()
         except KeyboardInterrupt:
             self.report["sweep"]["interrupted"] = True
             self.stops.append("interrupted")
@@ -367,6 +393,21 @@ class Sweep:
                 self.served[case] = server_record(case, *replies, self.plan)
             if not self.served[case].ok:
                 self.on_event("problem", record=self.served[case])
+            self.save()
+
+    def _evaluate(self) -> None:
+        """Each finished case that needs it (INT8, or any with --eval), evaluated in a process of
+        its own after the rounds: its export reused, its figures untouched."""
+        from .quant.evaluation import needs_evaluation
+
+        finished = {r.case for r in self.runs if r.active and (r.blocks or r.throughputs)}
+        finished |= {case for case, result in self.served.items() if result.ok}
+        waiting = [c for c in self.cases if c in finished and needs_evaluation(c, self.settings)]
+        for index, case in enumerate(waiting):
+            self.on_event("evaluate", case=case, index=index, total=len(waiting))
+            self.evaluations[case] = run_once(case, self.settings, self.time_limit_s, "evaluation")
+            if "error" in self.evaluations[case]:
+                self.on_event("note", text=f"{case.label}: not evaluated: {self.evaluations[case]['error']}")
             self.save()
 
     def _batches(self) -> list[tuple[list[list[CaseRun]], float]]:
@@ -457,7 +498,7 @@ class Sweep:
             self.on_event("load", case=run.case, index=index, total=len(active), lifetime=lifetime)
             run.process = CaseProcess(run.case, self.settings, self.time_limit_s)
             try:
-                run.process.send("load", block_s=self.plan.block_s, evaluate=lifetime == 0)
+                run.process.send("load", block_s=self.plan.block_s)
             except CaseDied as died:
                 run.fail("failed", str(died))
                 continue

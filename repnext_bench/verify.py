@@ -51,6 +51,8 @@ def backend_checks(cases: list[Case], settings: Settings, time_limit_s: float,
             continue
         precision = result.precision_effective
         tolerance = TOLERANCES.get(precision)
-        yield {"check": "backend", "case": label, "precision": precision, "parity": result.parity.to_dict(),
+        parity = {k: v for k, v in result.parity.to_dict().items() if k != "per_image"}
+        calibration = (result.quantization.calibration or {}).get("source") if result.quantization else None
+        yield {"check": "backend", "case": label, "precision": precision, "parity": parity, "calibration": calibration,
                "tolerance": tolerance, "ok": tolerance is not None and result.rel_l2 <= tolerance,
                "error": None if tolerance is not None else f"no tolerance for precision {precision!r}"}

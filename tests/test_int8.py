@@ -345,3 +345,130 @@ def test_report_takes_max_rel_err_and_plots_int8_beside_fp32(int8_run, tmp_path,
     assert "| int8 |" in best and "| fp32 |" in best  # INT8 beside the float precisions, not in their place
     assert main(["report", str(path), "--max-rel-err", "-1"]) == 2
     assert "--max-rel-err -1 is not valid" in capsys.readouterr().err
+
+
+# what a review found ----------------------------------------------------------------------------
+
+def test_a_sample_of_a_folder_is_spread_over_its_classes(tmp_path):
+    for name in ("a", "b", "c"):
+        write_images(tmp_path / name, 4, seed=ord(name))
+    files = qi.CalibrationSet(str(tmp_path), 3).files()
+    assert [p.parent.name for p in files] == ["a", "b", "c"]
+    assert qi.spread(list(range(10)), None) == list(range(10)) and qi.spread([1, 2], 5) == [1, 2]
+
+
+def test_hidden_files_and_folders_are_not_images(tmp_path):
+    write_images(tmp_path / "3", 1)
+    write_images(tmp_path / ".ipynb_checkpoints", 1)
+    (tmp_path / "3" / "._img000.png").write_bytes(b"resource fork")
+    found = qi.eval_set(tmp_path)
+    assert found.labels == [3] and len(qi.list_images(tmp_path)) == 1
+
+
+def test_class_indices_outside_the_model_and_a_folder_one_level_up_are_clear(tmp_path):
+    write_images(tmp_path / "1000", 1)
+    with pytest.raises(qi.ImageFolderError, match=r"class indices \[1000\] are outside the model's 0-999"):
+        qi.eval_set(tmp_path)
+    nested = tmp_path / "nested"
+    write_images(nested / "val" / "cat", 1)
+    with pytest.raises(qi.ImageFolderError, match="one level down"):
+        qi.eval_set(nested)
+
+
+def test_a_broken_calibration_image_is_one_line_before_any_case(tmp_path, capsys):
+    write_images(tmp_path / "cal", 2)
+    (tmp_path / "cal" / "zz.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    assert main(["run", "-b", "onnxruntime", "-p", "int8", "--calibration", str(tmp_path / "cal")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --calibration: ") and "zz.jpg" in err[0]
+
+
+def test_fewer_calibration_images_than_asked_is_said(tmp_path, capsys):
+    from repnext_bench.cli.validators import quantization_settings
+
+    write_images(tmp_path / "cal", 3)
+    found = quantization_settings(["int8"], tmp_path / "cal", 500)
+    assert found["calibration"] == str((tmp_path / "cal").resolve())
+    assert "holds 3 images: calibrating on those 3, not --calibration-size 500" in capsys.readouterr().err
+
+
+def test_a_gate_arm_in_int8_takes_a_calibration(tmp_path, capsys):
+    """--calibration with INT8 only in the candidate arm is not refused for want of int8."""
+    args = ["gate", "-p", "fp32", "--candidate", "precision=INT8", "--calibration", str(tmp_path / "missing")]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == f"error: --calibration: {tmp_path / 'missing'} is not a folder"
+
+
+def test_openvino_counts_only_the_layers_that_run_per_inference(tmp_path):
+    """The runtime model also lists reorders and reshapes of the weights, done once at compile
+    time: only the layers that depend on the input are counted, so reorders are a few."""
+    from repnext_bench.quant.layers import openvino_layers
+
+    prepared, *_ = _prepared("openvino", tmp_path)
+    compiled = prepared.session.compiled
+    every = len([op for op in compiled.get_runtime_model().get_ordered_ops()])
+    counted = openvino_layers(compiled)
+    assert 0 < len(counted) < every
+    assert not any(kind in ("Const", "Reshape") for kind, _ in counted)
+    layers = prepared.session.quantization["layers"]
+    assert layers["reorder"] < layers["int8"] + layers["float"]
+
+
+def test_the_evaluation_runs_after_the_rounds_in_a_process_of_its_own(monkeypatch, tmp_path):
+    """The sweep asks a fresh process for each INT8 case's evaluation (op "evaluation"), after its
+    rounds, and puts the reply's parity and top-1 into the result; fp32 cases without --eval
+    are not evaluated, and a case whose evaluation failed keeps the parity of its bound input."""
+    from repnext_bench import sweep
+    from repnext_bench.cases import Case
+    from repnext_bench.lifecycle import Settings
+    from repnext_bench.measure.timing import TimingPlan
+
+    asked = []
+    reply = {"parity": {"rel_l2": 0.02, "max_abs": 0.1, "top1_agree": 0.9, "images": 64, "inputs": "synthetic"},
+             "accuracy": None}
+
+    def fake_run_once(case, settings, limit, op):
+        asked.append((case.precision, op))
+        return reply if case.form == "fused" else {"error": "no luck"}
+
+    monkeypatch.setattr(sweep, "run_once", fake_run_once)
+    cases = [Case("M0", form, "onnxruntime", "cpu", precision, 1, 64, 1, "latency")
+             for form in ("train", "fused") for precision in ("fp32", "int8")]
+    report = {"results": []}
+    runner = sweep.Sweep(cases, Settings(TimingPlan()), sweep.RoundsPlan(), 60.0, report)
+    bound = {"rel_l2": 1e-3, "max_abs": 1e-3, "top1_agree": 1.0}
+    for case in cases:
+        run = sweep.CaseRun(case)
+        run.add_block({"samples_ms": [1.0, 1.1], "completed": 2, "wall_s": 0.002}, 0, 0)
+        run.loaded, run.finished = {"block_n": 2}, {"parity": bound}
+        runner.runs.append(run)
+    runner.report["sweep"] = {}
+    runner._evaluate()
+    assert asked == [("int8", "evaluation"), ("int8", "evaluation")]
+    parities = {(r["case"]["form"], r["case"]["precision"]): r["parity"] for r in report["results"]}
+    assert parities[("fused", "int8")]["images"] == 64 and parities[("train", "int8")] == bound
+    assert parities[("fused", "fp32")] == bound
+
+
+def test_a_peak_that_includes_the_export_is_marked(int8_run):
+    from rich.console import Console
+
+    from repnext_bench.report.results import results_table
+
+    _, report, *_ = int8_run
+    scopes = {r["memory"]["peak_scope"] for r in report["results"]}
+    assert any(scope.endswith(", export included") for scope in scopes), scopes  # one lifetime, a fresh cache
+    console = Console(width=220, record=True)
+    console.print(results_table(report["results"]))
+    assert "* peak RSS includes making the export" in console.export_text()
+
+
+def test_verify_and_export_say_synthetic_calibration(tmp_path, capsys):
+    assert main(["export", "--format", "onnx", "-p", "int8", "-r", "64", "-o", str(tmp_path / "out"),
+                 "--calibration-size", "4", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "int8 (synthetic calibration)" in out and "right for timing, not for accuracy" in out
+    assert main(["verify", "-v", "m0", "-b", "onnxruntime", "-p", "int8", "-f", "fused", "-r", "64",
+                 "--calibration-size", "4", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "int8 (synthetic calibration)" in out and "int8 1e-01" in out

@@ -27,14 +27,14 @@ def weight_compression(case: Case) -> str:
 
 
 def quantization(info: dict) -> dict | None:
-    """An INT8 model's quantization record: its compression method, and its compute ops with
-    compressed weights (int8) or float weights (float), counted from the converted model."""
+    """An INT8 model's quantization record: its compression method and the weight tensors it
+    stores in 8 bits (``compressed_weights``), counted from the converted model. Its layers all
+    compute in float (the weights are expanded), so none counts as an int8 kernel."""
     if "weight_compression" not in info:
         return None
-    compressed = info["compressed_weights"]
     return {"method": INT8_METHOD.format(method=info["compression_method"]), "scheme": info["weight_compression"],
-            "calibration": None, "layers": {"int8": compressed, "float": info["ops_total"] - compressed,
-                                            "qdq": 0, "reorder": 0}}
+            "calibration": None, "compressed_weights": info["compressed_weights"],
+            "layers": {"int8": 0, "float": info["ops_total"], "qdq": 0, "reorder": 0}}
 
 
 class CoreMLSession(Session):
@@ -64,7 +64,8 @@ class CoreMLSession(Session):
                  "target": self.info["target"]}
         if found:  # the weights are int8; what computes is float
             facts["float_precision"] = self.info["compute_precision"]
-        return Description("int8" if found else self.info["compute_precision"], self.compute_units, None,
+        int8 = found is not None and found["compressed_weights"] > 0
+        return Description("int8" if int8 else self.info["compute_precision"], self.compute_units, None,
                            {"coremltools": self.version, "macos": platform.mac_ver()[0]}, facts, found)
 
 

@@ -253,11 +253,11 @@ class OnnxRuntimeBackend(Backend):
                 session.record_placement()
         if context.profiling and case.precision == "int8":
             session.read_layers(artifact)
-        problem = provider_problem(case.device, session.session.get_providers())
-        if not problem and session.quantization:
-            from ..quant.layers import no_int8_reason
+        if session.quantization:
+            from ..quant.layers import require_int8
 
-            problem = no_int8_reason("ONNX Runtime", session.quantization["layers"])
+            require_int8("ONNX Runtime", session, artifact)
+        problem = provider_problem(case.device, session.session.get_providers())
         if problem:
             session.close()
             raise CaseSkipped(problem, artifact=artifact)

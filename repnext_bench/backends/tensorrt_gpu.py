@@ -192,11 +192,8 @@ class TensorRTBackend(Backend):
             raise CaseSkipped(str(exc)) from exc
         session = TensorRTSession(artifact.path.read_bytes(), images, model.num_classes, dict(case.options), artifact)
         if case.precision == "int8":
-            from ..quant.layers import no_int8_reason
+            from ..quant.layers import require_int8
 
             session.read_layers(artifact)
-            problem = no_int8_reason("TensorRT", session.quantization["layers"])
-            if problem:
-                session.close()
-                raise CaseSkipped(problem, artifact=artifact)
+            require_int8("TensorRT", session, artifact)
         return Prepared(session, artifact)

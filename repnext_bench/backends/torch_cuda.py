@@ -107,13 +107,14 @@ class GpuSession(Session):
 
     def infer(self, images: np.ndarray) -> np.ndarray:
         """The timed call on other inputs, copied into the pinned input buffer (restored after)."""
-        bound = self.host_in.clone()
+        bound, last = self.host_in.clone(), self.host_out.clone()
         self.host_in.copy_(self._torch.from_numpy(images))
         try:
             self.run()
             return self.output().copy()
         finally:
             self.host_in.copy_(bound)
+            self.host_out.copy_(last)
 
     def gpu_memory(self) -> GpuMemory:
         return gpu_memory(self._torch)

@@ -41,7 +41,7 @@ def export(
         check_checkpoint(checkpoint, variants)
     manifest_path = output / MANIFEST
     check_writable(manifest_path)
-    quantization = v.quantization_settings(list(precisions.values()), calibration, calibration_size, None, None)
+    quantization = v.quantization_settings(list(precisions.values()), calibration, calibration_size)
     settings = settings_from({}, opset=opset, cache_dir=cache_dir, checkpoint=checkpoint, seed=seed, **quantization)
     weights = f"checkpoint {checkpoint}" if checkpoint else f"random (seed {seed}): for timing, not for accuracy"
     manifest = new_manifest(weights)
@@ -50,6 +50,9 @@ def export(
         table = _export_all(models, precisions, coreml_format, compression, settings, manifest, manifest_path,
                             status)
     console.print(table)
+    if any((r.get("calibration") or {}).get("source") == "synthetic" for r in manifest["artifacts"]):
+        console.print("[yellow]INT8 calibrated on synthetic inputs:[/] right for timing, not for accuracy; give "
+                      "--calibration DIR (images like the ones the model will see) for a model to ship")
     console.print(f"weights: {weights}")
     console.print(f"manifest: {manifest_path}")
 
@@ -156,6 +159,8 @@ def _table(out: Path) -> Table:
 
 
 def _add_row(table: Table, record: dict) -> None:
-    table.add_row(escape(", ".join(record["files"])), record["format"], record["precision"],
+    synthetic = (record.get("calibration") or {}).get("source") == "synthetic"
+    table.add_row(escape(", ".join(record["files"])), record["format"],
+                  record["precision"] + (" (synthetic calibration)" if synthetic else ""),
                   f"{record['size_bytes'] / 1e6:.1f} MB", str(record.get("ops_total", "")),
                   "cache" if record["cache_hit"] else f"{record['export_s']:.1f} s")

@@ -58,7 +58,8 @@ def gate(
     check_writable(path)
     if markdown_path:
         check_writable(markdown_path, "--markdown")
-    quantization = v.quantization_settings([cases[0].precision], calibration, calibration_size, None, None)
+    arm_precisions = [o["precision"].lower() for o in (base_overrides, cand_overrides) if "precision" in o]
+    quantization = v.quantization_settings([cases[0].precision, *arm_precisions], calibration, calibration_size)
     settings = settings_from({"warmup_s": 0.3, "warmup_iters": 3, "min_duration_s": 0, "min_iters": 1}, opset=opset,
                              **quantization)
     if "python" not in base_overrides or "python" not in cand_overrides:  # an arm runs in this environment

@@ -76,6 +76,8 @@ Eval = Annotated[Path | None, typer.Option(
     "--eval", help="A labelled folder in ImageNet's layout (one subfolder per class, with class_index.json or "
     "--class-map): top-1 of each case and of the fp32 train-time model, and INT8 parity on its images. Use with "
     "--checkpoint.")]
+EvalSize = Annotated[int | None, typer.Option(
+    "--eval-size", help="How many of --eval's images, spread evenly over its classes (default: all).")]
 ClassMap = Annotated[Path | None, typer.Option(
     "--class-map", help="--eval's class-index map (JSON: folder name -> index, or Keras' index -> [folder name, "
     "label]).")]

@@ -43,7 +43,7 @@ def profile(
     v.opset(opset)
     if checkpoint is not None:
         check_checkpoint(checkpoint, [cases[0].variant])
-    quantization = v.quantization_settings([cases[0].precision], calibration, calibration_size, None, None)
+    quantization = v.quantization_settings([cases[0].precision], calibration, calibration_size)
     path = output or default_output("profile")
     check_writable(path)
     if trace is not None:

@@ -45,6 +45,11 @@ def sweep_progress(show: bool, budget_s: float):
                 progress.console.print(f"[dim]{line}[/]", highlight=False)
         elif kind == "loaded" and show:
             progress.console.print(_loaded_line(info), highlight=False)
+        elif kind == "evaluate":
+            progress.update(task, description=escape(f"evaluating {info['case'].label} ({info['index'] + 1} of "
+                                                     f"{info['total']})"))
+        elif kind == "note" and show:
+            progress.console.print(f"[yellow]{escape(info['text'])}[/]", highlight=False)
         elif kind == "problem" and show:
             progress.console.print(case_line(info["record"]), highlight=False)
         elif kind == "trial":

@@ -92,7 +92,8 @@ def run(
     cuda_graphs: CudaGraphs = False, coreml_format: o.CoremlFormat = "mlprogram",
     coreml_weights: o.CoremlWeights = None,
     case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0, calibration: o.Calibration = None,
-    calibration_size: o.CalibrationSize = 128, eval_dir: o.Eval = None, class_map: o.ClassMap = None,
+    calibration_size: o.CalibrationSize = 128, eval_dir: o.Eval = None, eval_size: o.EvalSize = None,
+    class_map: o.ClassMap = None,
 ) -> None:
     """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
     axes = _axes(selector, backend, device, forms, batch, resolution, threads, precision, mode)
@@ -103,7 +104,8 @@ def run(
     v.opset(opset)
     if checkpoint is not None:
         check_checkpoint(checkpoint, axes.variants)
-    quantization = v.quantization_settings(axes.precisions, calibration, calibration_size, eval_dir, class_map)
+    quantization = v.quantization_settings(axes.precisions, calibration, calibration_size, eval_dir, class_map,
+                                           eval_size, checkpoint)
     render = _renderer(v.choice(report_format, "--format", REPORT_FORMATS))
     path = output or default_output()
     check_writable(path)

@@ -202,26 +202,35 @@ def coreml_weights(text: str | None, precisions: list[str]) -> list[str] | bool:
 
 
 def quantization_settings(precisions: list[str], calibration: Path | None, calibration_size: int,
-                          eval_dir: Path | None, class_map: Path | None) -> dict:
-    """The Settings fields of --calibration, --calibration-size, --eval and --class-map, the
-    folders read now (one line for one that cannot be used), not case by case."""
+                          eval_dir: Path | None = None, class_map: Path | None = None, eval_size: int | None = None,
+                          checkpoint: Path | None = None) -> dict:
+    """The Settings fields of --calibration, --calibration-size, --eval, --class-map and
+    --eval-size, the folders read now (one line for one that cannot be used), not case by case;
+    a note on stderr for what is allowed but worth knowing."""
     from ..quant.images import ImageFolderError, check_calibration, eval_set
+    from .common import err_console
 
     if calibration is not None and "int8" not in precisions:
         raise UsageProblem("--calibration applies to --precision int8")
-    if class_map is not None and eval_dir is None:
-        raise UsageProblem("--class-map applies to --eval")
-    if calibration_size < 1:
-        raise UsageProblem(f"--calibration-size {calibration_size} is not valid: use 1 or more")
+    if (class_map is not None or eval_size is not None) and eval_dir is None:
+        raise UsageProblem(f"{'--class-map' if class_map is not None else '--eval-size'} applies to --eval")
+    for value, option in ((calibration_size, "--calibration-size"), (eval_size, "--eval-size")):
+        if value is not None and value < 1:
+            raise UsageProblem(f"{option} {value} is not valid: use 1 or more")
     try:
-        found = check_calibration(calibration, calibration_size)
+        found, note = check_calibration(calibration, calibration_size)
     except ImageFolderError as exc:
         raise UsageProblem(f"--calibration: {exc}") from None
     try:
         if eval_dir is not None:
-            eval_set(eval_dir, class_map)
+            eval_set(eval_dir, class_map, eval_size)
     except ImageFolderError as exc:
         raise UsageProblem(f"--eval: {exc}") from None
+    if eval_dir is not None and checkpoint is None:
+        note = "; ".join(filter(None, [note, "--eval without --checkpoint: random weights, so top-1 is chance "
+                                             "level; the parity on its images still holds"]))
+    if note:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     return {"calibration": found.folder, "calibration_size": calibration_size,
-            "eval_dir": str(eval_dir.resolve()) if eval_dir else None,
+            "eval_dir": str(eval_dir.resolve()) if eval_dir else None, "eval_size": eval_size,
             "class_map": str(class_map.resolve()) if class_map else None}

@@ -27,7 +27,7 @@ def verify(
     precisions = v.precisions(precision)
     side, batch_size, thread_count = v.resolution(resolution), v.positive(batch, "--batch"), v.threads(threads)
     cases = expand(variants, form_list, backends, precisions, [batch_size], [side], [thread_count], ["latency"])
-    quantization = v.quantization_settings(precisions, calibration, calibration_size, None, None)
+    quantization = v.quantization_settings(precisions, calibration, calibration_size)
     settings = settings_from({"warmup_s": 0, "warmup_iters": 0}, seed=seed, cache_dir=cache_dir, randomize=True,
                              **quantization)
     checks = []
@@ -72,7 +72,8 @@ def _row(check: dict) -> list[str]:
         verdict = "[dim]skipped[/]"
     else:
         verdict = "[green]ok[/]" if check["ok"] else "[bold red]FAIL[/]"
-    return [check["check"], escape(check["case"]), check["precision"] or "",
+    synthetic = " (synthetic calibration)" if check.get("calibration") == "synthetic" else ""
+    return [check["check"], escape(check["case"]), (check["precision"] or "") + synthetic,
             f"{error['rel_l2']:.1e}" if error else "", f"{error['max_abs']:.1e}" if error else "",
             f"{error['top1_agree']:.0%}" if error else "", f"{check['tolerance']:.0e}" if check["tolerance"] else "",
             verdict]

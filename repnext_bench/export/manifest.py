@@ -74,21 +74,17 @@ def _make(fmt: str, model, case, context, coreml_format: str):
                                    context.cache, context.weights)
         return artifact, [(artifact.path / "model.xml", ".xml"), (artifact.path / "model.bin", ".bin")]
     if fmt == "coreml":
+        from ..backends.coreml import weight_compression
         from .coreml import SUFFIXES, export_coreml
 
         artifact = export_coreml(model, case.batch, case.resolution, coreml_format, case.precision,
-                                 context.cache, context.weights, compression=_compression(case))
+                                 context.cache, context.weights, compression=weight_compression(case))
         return artifact, [(artifact.path, SUFFIXES[coreml_format])]
     from .tensorrt import export_tensorrt
 
     artifact = export_tensorrt(model, case.batch, case.resolution, case.precision, context.opset,
                                context.cache, context.weights, calibration=context.calibration_set())
     return artifact, [(artifact.path, ".engine")]
-
-
-def _compression(case) -> str:
-    """Core ML INT8's weight compression: linear unless the case asks for palettization."""
-    return dict(case.options).get("coreml_weights") or "linear"
 
 
 def _quantized(fmt: str, model, case, context):
@@ -101,8 +97,8 @@ def _quantized(fmt: str, model, case, context):
         return artifact, [(artifact.path, ".onnx")]
     from ..quant.nncf_ov import quantized_ir
 
-    artifact = quantized_ir(model, case.batch, case.resolution, context.opset, context.cache, context.weights,
-                            context.calibration_set())
+    artifact = quantized_ir(model, case.resolution, context.opset, context.cache, context.weights,
+                            context.calibration_set(), case.batch)
     return artifact, [(artifact.path / "model.xml", ".xml"), (artifact.path / "model.bin", ".bin")]
 
 
@@ -129,8 +125,10 @@ def export_one(model, case, settings, coreml_format: str, out: Path, label: str)
         except Exception as exc:
             raise ExportFailed(str(exc)) from exc
         stem = f"{label}-{case.precision}" + (f"-{coreml_format}" if fmt == "coreml" else "")
-        if fmt == "coreml" and _compression(case) != "linear":
-            stem += f"-{_compression(case)}"
+        if fmt == "coreml" and case.precision == "int8":
+            from ..backends.coreml import weight_compression
+
+            stem += "" if weight_compression(case) == "linear" else f"-{weight_compression(case)}"
         placed = []
         for source, suffix in files:
             _place(source, out / (stem + suffix))

@@ -12,7 +12,7 @@ from ..lifecycle import Settings, open_case
 from ..measure.parity import parity
 from ..measure.stats import summarize
 from ..measure.timing import measure, warm_up
-from ..quant.evaluation import evaluate, evaluation_inputs
+from ..quant.evaluation import evaluate_case
 from .attribution import attribute, macs_by_place
 
 
@@ -41,10 +41,10 @@ def profile_case(case: Case, settings: Settings, iterations: int = 20) -> dict:
             warm_up(session.run, settings.plan)
             samples, _ = measure(session.run, settings.plan)
             output_parity = parity(session.output(), loaded.expected)
-            if case.precision == "int8":  # on the evaluation inputs, as run's INT8 results
-                output_parity = evaluate(session, evaluation_inputs(case, settings), case.batch)["parity"]
             session.close()  # the profiled pass prepares its own session: one at a time
             data, description = profiled_pass(model, case, loaded.images, loaded.context, iterations)
+        if case.precision == "int8":  # on the evaluation inputs, as run's INT8 results
+            output_parity = evaluate_case(case, settings)["parity"]
     except CaseSkipped as skip:
         return {"case": case.to_dict(), "kind": "profile", "status": "skipped", "error": str(skip)}
     nodes = data.nodes

@@ -1,66 +1,106 @@
 """What INT8 costs in outputs: a case's output on the evaluation inputs against the PyTorch
 fp32 train-time model's (rel L2, max abs, top-1 agreement), and with a labelled folder the
 top-1 accuracy of both. The evaluation inputs: the ``--eval`` folder's images, else (INT8
-cases) synthetic inputs of their own seed, apart from the calibration's."""
+cases) synthetic inputs of their own seed, apart from the calibration's.
+
+It runs in a process of its own after a sweep's rounds (so that neither its time nor its memory
+shows in the case's figures), a chunk of images at a time, so that a large folder costs time,
+not memory. The reference outputs on a folder are computed once and kept in the export cache."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..cases import Case
-from ..measure.parity import parity
-from .images import SYNTHETIC_EVAL_SIZE, eval_set, synthetic_inputs
+from .images import SYNTHETIC_EVAL_SIZE, EvalSet, eval_set, prepare_image, synthetic_inputs
 
-_CHUNK = 16  # images per reference forward
-
-
-@dataclass
-class Evaluation:
-    images: np.ndarray
-    expected: np.ndarray  # the PyTorch fp32 train-time logits on them
-    inputs: str  # "eval folder" or "synthetic"
-    labels: np.ndarray | None = None
-    folder: str | None = None
-    class_map: str | None = None
+CHUNK = 32  # images prepared and run at a time
 
 
 def needs_evaluation(case: Case, settings) -> bool:
     return case.precision == "int8" or bool(settings.eval_dir)
 
 
-def evaluation_inputs(case: Case, settings) -> Evaluation:
-    """The evaluation inputs at the case's resolution and the reference's logits on them."""
-    import torch
+@dataclass
+class EvalInputs:
+    """The evaluation inputs of a case: a labelled folder's images, or synthetic ones."""
 
+    resolution: int
+    folder: EvalSet | None = None
+    seed: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.folder.paths) if self.folder else SYNTHETIC_EVAL_SIZE
+
+    @property
+    def kind(self) -> str:
+        return "eval folder" if self.folder else "synthetic"
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        if self.folder is None:
+            yield synthetic_inputs(SYNTHETIC_EVAL_SIZE, self.resolution, self.seed + 2)
+            return
+        for start in range(0, self.count, CHUNK):
+            yield np.stack([prepare_image(p, self.resolution) for p in self.folder.paths[start:start + CHUNK]])
+
+    def identity(self) -> dict:
+        if self.folder is None:
+            return {"inputs": "synthetic", "count": SYNTHETIC_EVAL_SIZE, "seed": self.seed + 2}
+        return {"inputs": "eval folder", "sha256": self.folder.identity()}
+
+
+def eval_inputs(case: Case, settings) -> EvalInputs:
+    if not settings.eval_dir:
+        return EvalInputs(case.resolution, seed=settings.seed)
+    found = eval_set(Path(settings.eval_dir), Path(settings.class_map) if settings.class_map else None,
+                     settings.eval_size)
+    return EvalInputs(case.resolution, found, settings.seed)
+
+
+def reference_logits(case: Case, settings, inputs: EvalInputs, cache) -> np.ndarray:
+    """The PyTorch fp32 train-time model's logits on the evaluation inputs, from the export
+    cache when another case (or run) computed them with the same weights and inputs."""
+    from ..export import weights_hash
     from ..lifecycle import reference_model
 
-    if settings.eval_dir:
-        found = eval_set(Path(settings.eval_dir), Path(settings.class_map) if settings.class_map else None)
-        images, labels = found.arrays(case.resolution), np.asarray(found.labels)
-        extra = {"inputs": "eval folder", "labels": labels, "folder": settings.eval_dir, "class_map": found.class_map}
-    else:
-        images = synthetic_inputs(SYNTHETIC_EVAL_SIZE, case.resolution, settings.seed + 2)
-        extra = {"inputs": "synthetic"}
     reference = reference_model(case.variant, settings).eval()
-    with torch.inference_mode():
-        expected = np.concatenate([reference(torch.from_numpy(images[i:i + _CHUNK])).numpy()
-                                   for i in range(0, len(images), _CHUNK)])
-    return Evaluation(images, expected, **extra)
+    key = {"variant": case.variant, "weights_sha256": weights_hash(reference), "resolution": case.resolution,
+           **inputs.identity()}
+
+    def create(path: Path) -> dict:
+        import torch
+
+        with torch.inference_mode():
+            logits = [reference(torch.from_numpy(chunk)).numpy() for chunk in inputs.chunks()]
+        np.save(path, np.concatenate(logits))
+        return {"images": inputs.count}
+
+    artifact = cache.get_or_create("eval-reference", key, "logits.npy", create)
+    return np.load(artifact.path)
 
 
-def evaluate(session, evaluation: Evaluation, batch: int) -> dict:
-    """{"parity": the case's output on the evaluation inputs against the reference's (with how
-    many and which inputs), "accuracy": top-1 of both on a labelled folder, or None}."""
-    outputs = session.predict(evaluation.images, batch)
-    found = {"parity": {**parity(outputs, evaluation.expected), "images": len(evaluation.images),
-                        "inputs": evaluation.inputs, "per_image": per_image(outputs, evaluation.expected)},
-             "accuracy": None}
-    if evaluation.labels is not None:
-        found["accuracy"] = {"images": len(evaluation.labels), "top1": top1(outputs, evaluation.labels),
-                             "reference_top1": top1(evaluation.expected, evaluation.labels),
-                             "folder": evaluation.folder, "class_map": evaluation.class_map}
+def evaluate_case(case: Case, settings) -> dict:
+    """The case prepared afresh (its export reused from the cache), run over the evaluation
+    inputs: {"parity": against the reference, with per-input figures, "accuracy": top-1 of both
+    on a labelled folder, or None}."""
+    from ..lifecycle import open_case
+
+    inputs = eval_inputs(case, settings)
+    with open_case(case, settings) as loaded:
+        expected = reference_logits(case, settings, inputs, loaded.context.cache)
+        outputs = np.concatenate([loaded.session.predict(chunk, case.batch) for chunk in inputs.chunks()])
+    images = per_image(outputs, expected)
+    found = {"parity": {**summary(images), "max_abs": float(np.abs(outputs - expected).max()),
+                        "images": inputs.count, "inputs": inputs.kind, "per_image": images}, "accuracy": None}
+    if inputs.folder is not None:
+        labels = np.asarray(inputs.folder.labels)
+        found["accuracy"] = {"images": inputs.count, "top1": top1(outputs, labels),
+                             "reference_top1": top1(expected, labels), "folder": settings.eval_dir,
+                             "class_map": inputs.folder.class_map}
     return found
 
 
@@ -75,6 +115,13 @@ def per_image(outputs: np.ndarray, expected: np.ndarray) -> dict:
     return {"sq_err": np.square(outputs - expected).sum(axis=1).tolist(),
             "sq_ref": np.square(expected).sum(axis=1).tolist(),
             "agree": (outputs.argmax(axis=1) == expected.argmax(axis=1)).astype(int).tolist()}
+
+
+def summary(images: dict) -> dict:
+    """rel L2 over all inputs and top-1 agreement, from the per-input figures."""
+    sq_ref = sum(images["sq_ref"])
+    return {"rel_l2": float(np.sqrt(sum(images["sq_err"]) / sq_ref)) if sq_ref > 0 else float(np.sqrt(
+        sum(images["sq_err"]))), "top1_agree": float(np.mean(images["agree"]))}
 
 
 def paired_comparison(a: dict, b: dict, seed: int = 0, resamples: int = 2000) -> dict:

@@ -19,6 +19,7 @@ SUFFIXES = (".jpg", ".jpeg", ".png")
 CLASS_MAP = "class_index.json"  # the class-index map an --eval folder may hold
 DEFAULT_CALIBRATION_SIZE = 128
 SYNTHETIC_EVAL_SIZE = 64
+NUM_CLASSES = 1000  # every RepNeXt variant's head: ImageNet-1k
 
 
 class ImageFolderError(ValueError):
@@ -45,14 +46,29 @@ def prepare_image(path: Path, resolution: int) -> np.ndarray:
     return ((pixels - MEAN) / STD).transpose(2, 0, 1).copy()
 
 
+def _images_under(folder: Path) -> list[Path]:
+    """The JPEG and PNG files under ``folder`` in path order, hidden files and folders left out
+    (``.ipynb_checkpoints``, macOS's ``._x.jpg``)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def list_images(folder: Path) -> list[Path]:
     """Every JPEG and PNG under ``folder``, in a stable order."""
     if not folder.is_dir():
         raise ImageFolderError(f"{folder} is not a folder")
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    found = _images_under(folder)
     if not found:
         raise ImageFolderError(f"{folder} holds no JPEG or PNG image (looked for {', '.join(SUFFIXES)})")
     return found
+
+
+def spread(items: list, count: int | None) -> list:
+    """``count`` of ``items`` spread evenly over them (all when ``count`` is None or larger): an
+    ImageNet-style tree sorted by path gives every class its share, not the first class all."""
+    if count is None or count >= len(items):
+        return list(items)
+    return [items[index * len(items) // count] for index in range(count)]
 
 
 def files_hash(paths: list[Path], root: Path) -> str:
@@ -78,7 +94,7 @@ class CalibrationSet:
         return "folder" if self.folder else "synthetic"
 
     def files(self) -> list[Path]:
-        return list_images(Path(self.folder))[: self.size] if self.folder else []
+        return spread(list_images(Path(self.folder)), self.size) if self.folder else []
 
     def identity(self) -> dict:
         """What the quantized artifacts' cache key holds of the calibration: its source, size and hash."""
@@ -109,12 +125,30 @@ def synthetic_inputs(count: int, resolution: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, 3, resolution, resolution), dtype=np.float32)
 
 
-def check_calibration(folder: Path | None, size: int) -> CalibrationSet:
-    """The calibration set of ``--calibration`` and ``--calibration-size``, checked now (one line
-    if the folder cannot be used), so that a sweep does not find out case by case."""
-    if folder is not None:
-        list_images(folder)
-    return CalibrationSet(str(folder.resolve()) if folder else None, size)
+def check_calibration(folder: Path | None, size: int) -> tuple[CalibrationSet, str | None]:
+    """The calibration set of ``--calibration`` and ``--calibration-size``, every image it takes
+    decoded now (one line if one cannot be), so that a sweep does not find out case by case;
+    and a note when the folder holds fewer images than asked."""
+    if folder is None:
+        return CalibrationSet(None, size), None
+    found = CalibrationSet(str(folder.resolve()), size)
+    files = found.files()
+    for path in files:
+        check_image(path)
+    note = (f"--calibration {folder} holds {len(files)} images: calibrating on those {len(files)}, not "
+            f"--calibration-size {size}") if len(files) < size else None
+    return found, note
+
+
+def check_image(path: Path) -> None:
+    """One line if ``path`` is not an image this tool can read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as exc:  # Pillow raises several kinds for a broken file
+        raise ImageFolderError(f"{path} is not a readable JPEG or PNG image ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -125,8 +159,14 @@ class EvalSet:
     labels: list[int]
     class_map: str  # how folder names became class indices
 
-    def arrays(self, resolution: int) -> np.ndarray:
-        return np.stack([prepare_image(path, resolution) for path in self.paths])
+    def identity(self) -> str:
+        """SHA-256 over the images' paths, sizes and modification times, and their labels: what
+        the cached reference outputs on them are keyed by (cheap on a large folder)."""
+        digest = hashlib.sha256()
+        for path, label in zip(self.paths, self.labels):
+            stat = path.stat()
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{label}".encode())
+        return digest.hexdigest()
 
 
 def class_index(folder: Path, names: list[str], map_file: Path | None = None) -> tuple[dict[str, int], str]:
@@ -152,24 +192,27 @@ def class_index(folder: Path, names: list[str], map_file: Path | None = None) ->
         return {name: int(name) for name in names}, "folder names are class indices"
     if len(names) == 1000:
         return {name: index for index, name in enumerate(sorted(names))}, "sorted folder names (ImageNet's order)"
-    raise ImageFolderError(f"{folder}: cannot tell the class index of its {len(names)} class folders: add "
+    lower = f" (are the classes one level down, in {folder / names[0]}?)" if len(names) == 1 else ""
+    raise ImageFolderError(f"{folder}: cannot tell the class index of its {len(names)} class folders{lower}: add "
                            f"{CLASS_MAP} (folder name -> index), name the folders by index, or use all 1000 classes")
 
 
-def eval_set(folder: Path, map_file: Path | None = None) -> EvalSet:
-    """The images of an ImageNet-style folder (one subfolder per class) with their labels."""
+def eval_set(folder: Path, map_file: Path | None = None, size: int | None = None,
+             num_classes: int = NUM_CLASSES) -> EvalSet:
+    """The images of an ImageNet-style folder (one subfolder per class) with their labels;
+    ``size`` of them spread evenly over the folder (all when None)."""
     if not folder.is_dir():
         raise ImageFolderError(f"{folder} is not a folder")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ImageFolderError(f"{folder} has no class subfolders (expected ImageNet's layout: one folder "
                                "per class, the images in it)")
     mapping, source = class_index(folder, classes, map_file)
-    paths, labels = [], []
-    for name in classes:
-        images = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        paths.extend(images)
-        labels.extend([mapping[name]] * len(images))
-    if not paths:
+    outside = sorted({mapping[name] for name in classes if not 0 <= mapping[name] < num_classes})
+    if outside:
+        raise ImageFolderError(f"{folder}: class indices {outside[:5]} are outside the model's 0-{num_classes - 1}")
+    pairs = [(path, mapping[name]) for name in classes for path in _images_under(folder / name)]
+    if not pairs:
         raise ImageFolderError(f"{folder} holds no JPEG or PNG image in its class folders")
-    return EvalSet(paths, labels, source)
+    chosen = spread(pairs, size)
+    return EvalSet([p for p, _ in chosen], [label for _, label in chosen], source)

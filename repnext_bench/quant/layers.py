@@ -45,11 +45,17 @@ def onnx_layers(path) -> list[tuple[str, str | None]]:
 
 
 def openvino_layers(compiled) -> list[tuple[str, str | None]]:
-    """(layer type, runtime precision) for each layer of OpenVINO's compiled (runtime) model."""
-    found = []
+    """(layer type, runtime precision) for each layer of OpenVINO's compiled (runtime) model that
+    runs per inference: those that depend on the input. Layers fed by constants alone (weight
+    reorders and reshapes) run once, at compile time, and are left out."""
+    found, live = [], set()
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
+        sources = [port.get_source_output().get_node().get_friendly_name() for port in op.inputs()]
+        if kind != "Input" and not any(source in live for source in sources):
+            continue
+        live.add(op.get_friendly_name())
         precision = info["runtimePrecision"].astype(str) if "runtimePrecision" in info else None
         found.append((kind, precision))
     return found
@@ -61,3 +67,14 @@ def no_int8_reason(runtime: str, counts: dict[str, int]) -> str | None:
         return None
     return (f"{runtime} ran no layer in INT8 on this machine (its execution graph: {counts['float']} float, "
             f"{counts['qdq']} quantize/dequantize, {counts['reorder']} reorder layers)")
+
+
+def require_int8(runtime: str, session, artifact) -> None:
+    """Skip the case (CaseSkipped, with its artifact) when ``session.quantization`` counts no
+    layer that ran INT8: what every INT8 backend checks after reading its layers back."""
+    from ..backends import CaseSkipped
+
+    reason = no_int8_reason(runtime, session.quantization["layers"])
+    if reason:
+        session.close()
+        raise CaseSkipped(reason, artifact=artifact)

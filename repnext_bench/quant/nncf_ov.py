@@ -23,22 +23,28 @@ def nncf_missing() -> str | None:
     return None
 
 
-def quantized_ir(model, batch: int, resolution: int, opset: int, cache: ExportCache, weights: str,
-                 calibration: CalibrationSet) -> Artifact:
+def quantized_ir(model, resolution: int, opset: int, cache: ExportCache, weights: str,
+                 calibration: CalibrationSet, batch: int = 1) -> Artifact:
     """A folder with the quantized IR (model.xml, model.bin) for input (batch, 3, resolution,
-    resolution); the cache key holds the fp32 export's key, NNCF's and OpenVINO's versions and
-    the calibration set's source, size and hash."""
+    resolution): one quantization serves every batch (a run reshapes it at load; ``export``
+    asks for its static batch). The cache key holds the fp32 export's key, NNCF's and
+    OpenVINO's versions and the calibration set's source, size and hash."""
     if nncf_missing():
         raise ValueError(nncf_missing())
-    import nncf
+    from importlib.metadata import version
+
     import openvino as ov
 
     source = export_onnx(model, resolution, opset, cache, weights)
     shape = [batch, 3, resolution, resolution]
-    key = {"format": "openvino-ir-int8", "onnx_key": source.key, "input_shape": shape, "method": METHOD,
-           "nncf": nncf.__version__, "openvino": ov.get_version(), **calibration.identity()}
+    key = {"format": "openvino-ir-int8", "onnx_key": source.key, "method": METHOD, "nncf": version("nncf"),
+           "openvino": ov.get_version(), **calibration.identity()}
+    if batch != 1:  # batch-1 keys as they were
+        key["input_shape"] = shape
 
     def create(path: Path) -> dict:
+        import nncf
+
         network = ov.Core().read_model(str(source.path))
         network.reshape({network.inputs[0]: [1, 3, resolution, resolution]})
         images = calibration.arrays(resolution)

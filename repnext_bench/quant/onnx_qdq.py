@@ -71,7 +71,9 @@ def quantized_onnx(model, resolution: int, opset: int, cache: ExportCache, weigh
             quantize_static(str(prepared), str(path), _Reader(images), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=activations, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                                           # fold the activations' ranges every few chunks, not all at the end
+                                           "CalibMaxIntermediateOutputs": 4})
         return {**op_counts(path), "quantization": METHOD, "scheme": scheme(symmetric),
                 "calibration": calibration.describe()}
 

@@ -54,6 +54,14 @@ def accounting_lines(profile: dict) -> list[str]:
     lines.append("  kernel precision: " + ", ".join(
         f"{name} {format_ms(ms)} ms ({_share(ms / node_sum if node_sum else None)})"
         for name, ms in sorted(mix.items(), key=lambda item: -item[1])))
+    if profile.get("quantization"):
+        from .quant_view import calibration_text, layers_text, parity_text
+
+        quant = profile["quantization"]
+        synthetic = (quant.get("calibration") or {}).get("source") == "synthetic"
+        lines.append(f"  INT8: {layers_text(quant.get('layers'))}; {calibration_text(quant.get('calibration'))}"
+                     + (", which says nothing about accuracy" if synthetic else "")
+                     + f"; {parity_text(profile.get('parity'))}")
     if profile["profiled"].get("runtime_ms"):
         lines.append(f"  the runtime's own total: {format_ms(profile['profiled']['runtime_ms'])} ms "
                      f"({escape(profile['profiled']['runtime_total'])})")

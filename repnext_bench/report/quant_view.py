@@ -8,12 +8,13 @@ from dataclasses import replace
 from rich.markup import escape
 
 from ..quant.evaluation import paired_comparison
-from ..records import Result, as_result
+from ..records import Parity, Result, as_result
+from .results import ratio_text
 
 
 def calibration_text(calibration: dict | None) -> str:
     if not calibration:
-        return "calibration unknown"
+        return "no calibration (weights only)"
     if calibration.get("source") == "synthetic":
         return f"calibration: synthetic ({calibration.get('size')} inputs)"
     return f"calibration: {calibration.get('size')} images of {calibration.get('folder')}"
@@ -26,12 +27,22 @@ def layers_text(layers: dict | None) -> str:
             f"quantize/dequantize, {layers.get('reorder', 0)} reorder layers")
 
 
-def parity_text(result: Result) -> str:
-    parity = result.parity
+def parity_text(parity: Parity | dict | None) -> str:
     if not parity:
         return "no parity"
+    if isinstance(parity, dict):
+        parity = Parity.from_dict(parity)
     where = f" on {parity.images} {parity.inputs} inputs" if parity.images else ""
     return f"rel L2 {parity.rel_l2:.1e}, top-1 agreement {parity.top1_agree:.0%}{where}"
+
+
+def speedup_text(result: Result) -> str:
+    """INT8's speedup over the fp32 twin of the same sweep (paired, 95% CI), or nothing."""
+    ratio = result.int8_speedup
+    if not ratio:
+        return ""
+    slower = " (INT8 slower)" if ratio.clear and ratio.ratio < 1 else ""
+    return f"INT8 speedup over fp32 {ratio_text(ratio)}{slower}; "
 
 
 def quant_lines(results: list[Result | dict]) -> list[str]:
@@ -40,8 +51,9 @@ def quant_lines(results: list[Result | dict]) -> list[str]:
     for result in results:
         if result.ok and result.quantization:
             quant = result.quantization
-            lines.append(f"[dim]{escape(result.label)}: {layers_text(quant.layers)}; "
-                         f"{calibration_text(quant.calibration)}; {parity_text(result)}[/]")
+            lines.append(f"[dim]{escape(result.label)}: {speedup_text(result)}"
+                         f"{layers_text(quant.layers)}; {calibration_text(quant.calibration)}; "
+                         f"{parity_text(result.parity)}[/]")
     lines.extend(_train_vs_fused(results))
     for result in results:
         if result.accuracy:

@@ -31,6 +31,11 @@ def format_ms(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
 
 
+def export_in_peak(result: Result) -> bool:
+    scope = result.memory.peak_scope if result.memory else None
+    return bool(scope) and scope.endswith(", export included")
+
+
 def synthetic_calibration(result: Result) -> bool:
     calibration = result.quantization.calibration if result.quantization else None
     return bool(calibration) and calibration.get("source") == "synthetic"
@@ -104,6 +109,9 @@ def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark"
         captions.append("streams: requests served at once x threads each; img/s: all streams together")
     if served:
         captions.append("server mode: latency from each request's arrival (Poisson) to its end, queue included")
+    if any(export_in_peak(r) for r in results):
+        captions.append("* peak RSS includes making the export (and quantizing, for INT8): no process of the case "
+                        "reused it from the cache")
     if any(synthetic_calibration(r) for r in results):
         captions.append("syn: INT8 calibrated on synthetic inputs, which says nothing about accuracy "
                         "(--calibration DIR)")
@@ -139,7 +147,7 @@ def _row(result: Result, varying: list[str], gpu: bool, concurrent: bool, served
         (f"{result.throughput_ips:.1f}" if result.throughput_ips else "")
         + (unconverged if case.mode == "throughput" else ""),
         *(_server_cells(result.server) if served else []),
-        f"{result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else "",
+        (f"{result.peak_rss_mb:.0f} MB" + (" *" if export_in_peak(result) else "")) if result.peak_rss_mb else "",
         f"{result.rel_l2:.1e}" if result.parity else "",
         speedup,
         f"[{_STATUS_STYLE[result.status]}]{result.status}[/]",

@@ -233,9 +233,9 @@ def precheck(case: Case, found: dict) -> Result | None:
 
 
 def _group_key(case: Case) -> Case:
-    """Cases that differ only by form (or by streams, in a grid) are compared with each other:
-    they run side by side."""
-    return replace(case, form="", streams=0)
+    """Cases that differ only by form, precision (INT8 against fp32) or streams (in a grid) are
+    compared with each other: they run side by side."""
+    return replace(case, form="", precision="", streams=0)
 
 
 def mark_best_streams(results: list[Result]) -> None:

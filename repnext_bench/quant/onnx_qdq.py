@@ -71,9 +71,9 @@ def quantized_onnx(model, resolution: int, opset: int, cache: ExportCache, weigh
             quantize_static(str(prepared), str(path), _Reader(images), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=activations, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                                           # fold the activations' ranges every few chunks, not all at the end
-                                           "CalibMaxIntermediateOutputs": 4})
+                            # no CalibMaxIntermediateOutputs: min/max calibration keeps only each chunk's
+                            # reduced ranges, and that option discards the chunks collected so far
+                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
         return {**op_counts(path), "quantization": METHOD, "scheme": scheme(symmetric),
                 "calibration": calibration.describe()}
 

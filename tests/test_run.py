@@ -207,7 +207,7 @@ def test_a_device_the_backend_lacks_here_is_unavailable_with_the_install_line(tm
     (["--backend", "openvino", "--device", "cuda"], "--device 'cuda' is not valid: choose from cpu"),
     (["--backend", "onnxruntime,openvino", "--device", "cuda"], "--device cuda: openvino runs on cpu"),
     (["--backend", "coreml", "--coreml-format", "onnx"], "--coreml-format 'onnx' is not valid"),
-    (["--precision", "int8"], "--precision 'int8' is not valid"),
+    (["--precision", "int4"], "--precision 'int4' is not valid"),
     (["--mode", "both"], "--mode 'both' is not valid: choose from latency, throughput"),
     (["--forms", "half"], "--forms 'half' is not valid"),
     (["--variants", "m9"], "unknown variant 'm9'"),

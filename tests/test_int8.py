@@ -298,11 +298,13 @@ def test_an_eval_folder_that_cannot_be_labelled_is_one_line(tmp_path, capsys):
 
 def test_profile_shows_int8_and_float_nodes_per_component(tmp_path, capsys):
     path = tmp_path / "profile.json"
-    assert main(["profile", "-v", "m0", "-b", "openvino", "-p", "int8", "-r", "64", "--iterations", "3",
-                 "--duration", "0", *SMALL, "--cache-dir", str(tmp_path / "cache"), "-o", str(path)]) == 0
+    assert main(["profile", "-v", "m0", "-b", "openvino", "-p", "int8", "-r", "64", "--iterations", "3", "-f",
+                 "train,fused", "--duration", "0", *SMALL, "--cache-dir", str(tmp_path / "cache"), "-o",
+                 str(path)]) == 0
     out = capsys.readouterr().out
-    assert "int8 time" in out and "q/dq" in out
-    (profile,) = read_report(path)["results"]
+    assert "int8 time" in out and "q/dq" in out and "fused int8 nodes" in out
+    assert "calibration: synthetic (8 inputs)" in out and "says nothing about" in out
+    _, profile = read_report(path)["results"]
     components = profile["summary"]["by_component"]
     assert sum(row["kinds"]["int8"] for row in components) > 0
     assert profile["quantization"]["layers"]["int8"] > 0 and profile["parity"]["inputs"] == "synthetic"
@@ -472,3 +474,14 @@ def test_verify_and_export_say_synthetic_calibration(tmp_path, capsys):
                  "--calibration-size", "4", "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     assert "int8 (synthetic calibration)" in out and "int8 1e-01" in out
+
+
+def test_a_served_int8_case_carries_its_quantization_and_evaluation(tmp_path):
+    path = tmp_path / "served.json"
+    assert main(["run", "-v", "m0", "-f", "fused", "-b", "onnxruntime", "-p", "int8", "--mode", "server", "--qps",
+                 "40", "--requests", "100", *FAST, *SMALL, "--cache-dir", str(tmp_path / "cache"), "-q",
+                 "-o", str(path)]) == 0
+    (result,) = read_report(path)["results"]
+    assert result["status"] == "ok" and result["server"]["requests"] == 100
+    assert result["quantization"]["layers"]["int8"] > 0 and result["precision_effective"] == "int8"
+    assert result["parity"]["inputs"] == "synthetic" and result["parity"]["images"] == qi.SYNTHETIC_EVAL_SIZE

@@ -79,7 +79,8 @@ def side_by_side(profiles: list[dict], level: str) -> list[dict]:
     names.sort(key=lambda n: order.index(n) if n in order else len(order))
     result = []
     for name in names:
-        row = {"name": name, "forms": {form: {"time_ms": rows[name]["time_ms"], "nodes": rows[name]["nodes"]}
+        row = {"name": name, "forms": {form: {"time_ms": rows[name]["time_ms"], "nodes": rows[name]["nodes"],
+                                              "int8_nodes": rows[name]["kinds"]["int8"]}
                                        for form, rows in by_form.items() if name in rows}}
         train, fused = row["forms"].get("train"), row["forms"].get("fused")
         row["speedup"] = train["time_ms"] / fused["time_ms"] if train and fused and fused["time_ms"] > 0 else None

@@ -114,10 +114,14 @@ def forms_table(profiles: list[dict], level: str) -> Table:
         table.add_column(f"{form} ms", justify="right")
     for form in forms:
         table.add_column(f"{form} nodes", justify="right")
+    int8 = profiles[0]["case"]["precision"] == "int8"
+    for form in forms if int8 else []:
+        table.add_column(f"{form} int8 nodes", justify="right")
     table.add_column("train/fused", justify="right")
     for row in side_by_side(profiles, level):
         cells = row["forms"]
         table.add_row(row["name"], *(format_ms(cells[f]["time_ms"]) if f in cells else "" for f in forms),
                       *(str(cells[f]["nodes"]) if f in cells else "" for f in forms),
+                      *(str(cells[f]["int8_nodes"]) if f in cells else "" for f in (forms if int8 else [])),
                       f"{row['speedup']:.2f}x" if row["speedup"] else "")
     return table

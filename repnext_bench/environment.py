@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__, machine
 
 LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "coremltools", "numpy", "onnx",
-             "typer", "rich")
+             "typer", "rich", "nncf")
 
 
 def _library_versions() -> dict[str, str]:

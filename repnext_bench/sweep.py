@@ -205,17 +205,24 @@ class CaseRun:
             "artifact_bytes": artifact.size_bytes if artifact else None, **(finished.get("gpu_memory") or {})})
 
 
+NOT_EVALUATED = "bound input"  # an INT8 result's parity inputs when its evaluation did not run
 EXPORT_INCLUDED = ", export included"  # the peak's scope when every process of the case exported first
 
 
 def with_evaluation(result: Result, reply: dict | None) -> None:
     """A case's evaluation put into its result: INT8's parity on the evaluation inputs (in place
-    of the parity on its bound input), and the top-1 on a labelled folder."""
-    if not reply or "error" in reply:
-        return
-    if result.case.precision == "int8" and reply.get("parity"):
-        result.parity = _typed(Parity, reply["parity"])
-    result.accuracy = _typed(Accuracy, reply.get("accuracy"))
+    of the parity on its bound input), and the top-1 on a labelled folder. An INT8 result with
+    no evaluation (it failed, or the sweep was stopped first) says its parity is on the bound
+    input only."""
+    try:
+        parity = _typed(Parity, reply.get("parity")) if reply and "error" not in reply else None
+        accuracy = _typed(Accuracy, reply.get("accuracy")) if reply and "error" not in reply else None
+    except RecordError:  # an evaluation process that replied with something no result can hold
+        parity = accuracy = None
+    if result.case.precision == "int8" and result.parity:
+        result.parity = parity or replace(result.parity, images=result.case.batch, inputs=NOT_EVALUATED,
+                                          per_image=None)
+    result.accuracy = accuracy
 
 
 def _typed(kind: type[Record], data: dict | None):
@@ -233,9 +240,9 @@ def precheck(case: Case, found: dict) -> Result | None:
 
 
 def _group_key(case: Case) -> Case:
-    """Cases that differ only by form, precision (INT8 against fp32) or streams (in a grid) are
+    """Cases that differ only by form, by streams (in a grid), or as INT8 and its fp32 twin are
     compared with each other: they run side by side."""
-    return replace(case, form="", precision="", streams=0)
+    return replace(case, form="", precision="fp32" if case.precision == "int8" else case.precision, streams=0)
 
 
 def mark_best_streams(results: list[Result]) -> None:
@@ -403,11 +410,15 @@ class Sweep:
         finished = {r.case for r in self.runs if r.active and (r.blocks or r.throughputs)}
         finished |= {case for case, result in self.served.items() if result.ok}
         waiting = [c for c in self.cases if c in finished and needs_evaluation(c, self.settings)]
+        done: dict[Case, dict] = {}  # the outputs do not depend on the mode or the streams: once each
         for index, case in enumerate(waiting):
-            self.on_event("evaluate", case=case, index=index, total=len(waiting))
-            self.evaluations[case] = run_once(case, self.settings, self.time_limit_s, "evaluation")
-            if "error" in self.evaluations[case]:
-                self.on_event("note", text=f"{case.label}: not evaluated: {self.evaluations[case]['error']}")
+            model = replace(case, mode="latency", streams=1)
+            if model not in done:
+                self.on_event("evaluate", case=case, index=index, total=len(waiting))
+                done[model] = run_once(model, self.settings, self.time_limit_s, "evaluation")
+                if "error" in done[model]:
+                    self.on_event("note", text=f"{case.label}: not evaluated: {done[model]['error']}")
+            self.evaluations[case] = done[model]
             self.save()
 
     def _batches(self) -> list[tuple[list[list[CaseRun]], float]]:
@@ -418,7 +429,8 @@ class Sweep:
             groups.setdefault(_group_key(run.case), []).append(run)
         limit = self.plan.max_live or _memory_limit()
         batches: list[list[list[CaseRun]]] = [[]]
-        for group in groups.values():
+        pieces = [group[i:i + limit] for group in groups.values() for i in range(0, len(group), limit)]
+        for group in pieces:  # a group larger than the limit goes in pieces
             if batches[-1] and sum(map(len, batches[-1])) + len(group) > limit:
                 batches.append([])
             batches[-1].append(group)

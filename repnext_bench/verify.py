@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 from .cases import Case
 from .lifecycle import Settings
-from .sweep import CHECK_ONLY, run_cases
+from .sweep import CHECK_ONLY, NOT_EVALUATED, run_cases
 
 # relative L2 error allowed against the PyTorch fp32 train-time output, by effective precision
 # INT8: on the evaluation inputs (quant.evaluation); post-training quantization moves outputs by percents
@@ -51,6 +51,10 @@ def backend_checks(cases: list[Case], settings: Settings, time_limit_s: float,
             continue
         precision = result.precision_effective
         tolerance = TOLERANCES.get(precision)
+        if result.case.precision == "int8" and result.parity.inputs == NOT_EVALUATED:
+            yield {"check": "backend", "case": label, "precision": precision, "parity": None, "tolerance": tolerance,
+                   "ok": False, "error": "its evaluation on the evaluation inputs did not run (see the note above)"}
+            continue
         parity = {k: v for k, v in result.parity.to_dict().items() if k != "per_image"}
         calibration = (result.quantization.calibration or {}).get("source") if result.quantization else None
         yield {"check": "backend", "case": label, "precision": precision, "parity": parity, "calibration": calibration,

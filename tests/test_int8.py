@@ -419,7 +419,8 @@ def test_openvino_counts_only_the_layers_that_run_per_inference(tmp_path):
 def test_the_evaluation_runs_after_the_rounds_in_a_process_of_its_own(monkeypatch, tmp_path):
     """The sweep asks a fresh process for each INT8 case's evaluation (op "evaluation"), after its
     rounds, and puts the reply's parity and top-1 into the result; fp32 cases without --eval
-    are not evaluated, and a case whose evaluation failed keeps the parity of its bound input."""
+    are not evaluated, and a case whose evaluation failed keeps the parity of its bound input,
+    saying so."""
     from repnext_bench import sweep
     from repnext_bench.cases import Case
     from repnext_bench.lifecycle import Settings
@@ -448,7 +449,8 @@ def test_the_evaluation_runs_after_the_rounds_in_a_process_of_its_own(monkeypatc
     runner._evaluate()
     assert asked == [("int8", "evaluation"), ("int8", "evaluation")]
     parities = {(r["case"]["form"], r["case"]["precision"]): r["parity"] for r in report["results"]}
-    assert parities[("fused", "int8")]["images"] == 64 and parities[("train", "int8")] == bound
+    assert parities[("fused", "int8")]["images"] == 64
+    assert parities[("train", "int8")] == {**bound, "images": 1, "inputs": "bound input"}  # its evaluation failed
     assert parities[("fused", "fp32")] == bound
 
 
@@ -485,3 +487,67 @@ def test_a_served_int8_case_carries_its_quantization_and_evaluation(tmp_path):
     assert result["status"] == "ok" and result["server"]["requests"] == 100
     assert result["quantization"]["layers"]["int8"] > 0 and result["precision_effective"] == "int8"
     assert result["parity"]["inputs"] == "synthetic" and result["parity"]["images"] == qi.SYNTHETIC_EVAL_SIZE
+
+
+# what a second review found -------------------------------------------------------------------
+
+def test_only_int8_joins_its_fp32_twin_and_a_large_group_goes_in_pieces():
+    from repnext_bench import sweep
+    from repnext_bench.cases import Case
+    from repnext_bench.lifecycle import Settings
+    from repnext_bench.measure.timing import TimingPlan
+
+    def case(precision, form="fused"):
+        return Case("M0", form, "openvino", "cpu", precision, 1, 64, 1, "latency")
+
+    assert sweep._group_key(case("int8")) == sweep._group_key(case("fp32", "train"))
+    assert sweep._group_key(case("bf16")) != sweep._group_key(case("fp32"))
+    cases = [case(p, f) for p in ("fp32", "int8") for f in ("train", "fused")]
+    runner = sweep.Sweep(cases, Settings(TimingPlan()), sweep.RoundsPlan(max_live=3), 60.0, {"results": []})
+    runner.runs = [sweep.CaseRun(c) for c in cases]
+    batches = runner._batches()
+    assert all(sum(map(len, groups)) <= 3 for groups, _ in batches) and sum(
+        len(g) for groups, _ in batches for g in groups) == 4
+
+
+def test_the_form_verdict_needs_enough_inputs_and_an_error_in_both(monkeypatch):
+    from repnext_bench.cases import Case
+    from repnext_bench.records import Parity, Result
+    from repnext_bench.report.quant_view import form_verdict
+
+    def result(sq_err, form):
+        images = {"sq_err": sq_err, "sq_ref": [1.0] * len(sq_err), "agree": [1] * len(sq_err)}
+        parity = Parity(0.1, 0.1, 1.0, len(sq_err), "synthetic", images)
+        return Result(Case("M0", form, "onnxruntime", "cpu", "int8", 1, 64, 1, "latency"), "ok", parity=parity)
+
+    assert "too few to compare" in form_verdict(result([0.1, 0.2], "fused"), result([0.4, 0.3], "train"))
+    assert form_verdict(result([0.0] * 20, "fused"), result([0.0] * 20, "train")) == \
+        "identical to the reference in both forms"
+    assert "not on the same evaluation inputs" in form_verdict(result([0.1] * 20, "fused"), result([0.1] * 30, "train"))
+    rng = np.random.default_rng(0)
+    clear = form_verdict(result(list(rng.uniform(1, 2, 40)), "fused"), result(list(rng.uniform(3, 4, 40)), "train"))
+    assert "fused hurts less" in clear
+
+
+def test_a_truncated_jpeg_is_caught_before_the_sweep(tmp_path):
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / "a.jpg")
+    data = (folder / "a.jpg").read_bytes()
+    (folder / "a.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(qi.ImageFolderError, match="not a readable JPEG or PNG"):
+        qi.check_calibration(folder, 4)
+
+
+def test_an_int8_result_without_its_evaluation_says_so_and_verify_fails_it(monkeypatch):
+    from repnext_bench import sweep, verify
+    from repnext_bench.cases import Case
+    from repnext_bench.records import Parity, Result
+
+    case = Case("M0", "fused", "onnxruntime", "cpu", "int8", 2, 64, 1, "latency")
+    result = Result(case, "ok", precision_effective="int8", parity=Parity(1e-3, 1e-3, 1.0))
+    sweep.with_evaluation(result, {"error": "the process died"})
+    assert result.parity.inputs == "bound input" and result.parity.images == 2
+    monkeypatch.setattr(verify, "run_cases", lambda *args, **kwargs: [result])
+    (check,) = verify.backend_checks([case], None, 1.0)
+    assert check["ok"] is False and "did not run" in check["error"]

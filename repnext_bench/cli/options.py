@@ -70,7 +70,7 @@ Calibration = Annotated[Path | None, typer.Option(
     "--calibration", help="INT8: a folder of JPEG/PNG images to calibrate on (resized, centre-cropped and normalized "
     "as ImageNet's evaluation); unset: synthetic inputs, said in every INT8 result.")]
 CalibrationSize = Annotated[int, typer.Option(
-    "--calibration-size", help="INT8: how many calibration images (the folder's first, in path order) or synthetic "
+    "--calibration-size", help="INT8: how many calibration images (spread evenly over the folder) or synthetic "
     "inputs.")]
 Eval = Annotated[Path | None, typer.Option(
     "--eval", help="A labelled folder in ImageNet's layout (one subfolder per class, with class_index.json or "

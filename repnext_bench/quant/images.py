@@ -82,8 +82,8 @@ def files_hash(paths: list[Path], root: Path) -> str:
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """Where the calibration inputs come from: ``folder`` (its first ``size`` images) or, when
-    None, ``size`` synthetic inputs from ``seed``."""
+    """Where the calibration inputs come from: ``folder`` (``size`` of its images, spread over it)
+    or, when None, ``size`` synthetic inputs from ``seed``."""
 
     folder: str | None
     size: int = DEFAULT_CALIBRATION_SIZE
@@ -146,7 +146,7 @@ def check_image(path: Path) -> None:
 
     try:
         with Image.open(path) as image:
-            image.verify()
+            image.load()  # decodes it all (verify() reads no JPEG data)
     except Exception as exc:  # Pillow raises several kinds for a broken file
         raise ImageFolderError(f"{path} is not a readable JPEG or PNG image ({exc})") from exc
 

@@ -39,8 +39,18 @@ def quantized_ir(model, resolution: int, opset: int, cache: ExportCache, weights
     shape = [batch, 3, resolution, resolution]
     key = {"format": "openvino-ir-int8", "onnx_key": source.key, "method": METHOD, "nncf": version("nncf"),
            "openvino": ov.get_version(), **calibration.identity()}
-    if batch != 1:  # batch-1 keys as they were
-        key["input_shape"] = shape
+    if batch != 1:  # the batch-1 quantization, reshaped: the model a run measures, with a static batch
+        base = quantized_ir(model, resolution, opset, cache, weights, calibration)
+
+        def reshaped(path: Path) -> dict:
+            network = ov.Core().read_model(str(base.path / "model.xml"))
+            network.reshape({network.inputs[0]: shape})
+            path.mkdir()
+            ov.save_model(network, str(path / "model.xml"), compress_to_fp16=False)
+            return {**base.info, "input_shape": shape}
+
+        return cache.get_or_create("openvino-ir-int8", {**key, "batch_1_key": base.key, "input_shape": shape}, "ir",
+                                   reshaped)
 
     def create(path: Path) -> dict:
         import nncf

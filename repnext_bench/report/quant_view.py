@@ -78,12 +78,21 @@ def _train_vs_fused(results: list[Result]) -> list[str]:
     return lines
 
 
+MIN_INPUTS = 10  # fewer evaluation inputs make a bootstrap CI that looks sure and is not
+
+
 def form_verdict(fused: Result, train: Result) -> str:
     """Whether quantizing the fused form moved the outputs more than quantizing the train-time
     form, with the 95% CI over the evaluation inputs; "no clear difference" when it holds 1."""
-    if not (fused.parity.per_image and train.parity.per_image):
-        return "no per-input data to compare"
-    found = paired_comparison(fused.parity.per_image, train.parity.per_image)
+    a, b = fused.parity.per_image, train.parity.per_image
+    if not (a and b) or fused.parity.inputs != train.parity.inputs or len(a["sq_err"]) != len(b["sq_err"]):
+        return "not on the same evaluation inputs: no comparison"
+    if len(a["sq_err"]) < MIN_INPUTS:
+        return f"{len(a['sq_err'])} evaluation inputs: too few to compare (at least {MIN_INPUTS})"
+    if not (any(a["sq_err"]) and any(b["sq_err"])):
+        return "identical to the reference in " + ("both forms" if not any(a["sq_err"]) and not any(b["sq_err"])
+                                                   else "one form: no ratio")
+    found = paired_comparison(a, b)
     low, high = found["rel_l2_ratio_ci95"]
     verdict = ("fused hurts more" if low > 1 else "fused hurts less" if high < 1 else "no clear difference")
     d_low, d_high = (100 * x for x in found["top1_agree_difference_ci95"])

@@ -116,7 +116,8 @@ def results_table(results: list[Result | dict], title: str = "RepNeXt benchmark"
         captions.append("syn: INT8 calibrated on synthetic inputs, which says nothing about accuracy "
                         "(--calibration DIR)")
     if any(r.case.precision == "int8" and r.parity and r.parity.images for r in results):
-        captions.append("rel err of INT8: on the evaluation inputs, against the fp32 train-time model")
+        captions.append("rel err of INT8: on its evaluation inputs (the lines below say which), against the fp32 "
+                        "train-time model")
     table.caption = "\n".join(captions) or None
     return table
 

@@ -41,8 +41,16 @@ def test_gate_returns_a_verdict_with_all_fields(tmp_path, capsys):
 
 
 def test_gate_catches_an_injected_slowdown(tmp_path, capsys):
-    code, report = run_gate(tmp_path, capsys, "--candidate", "slowdown=40%")
-    record = report["results"][0]
+    """A 40% slowdown never passes; a burst of noise on a shared VM can make one gate honestly
+    inconclusive, so an inconclusive first gate gets one more try, which must fail it."""
+    for attempt in range(2):
+        folder = tmp_path / f"try{attempt}"
+        folder.mkdir()
+        code, report = run_gate(folder, capsys, "--candidate", "slowdown=40%")
+        record = report["results"][0]
+        assert record["verdict"] != "pass", record["why"]
+        if record["verdict"] != "inconclusive":
+            break
     assert record["candidate"]["slowdown"] == 0.4
     assert record["verdict"] == "fail" and code == 1, record["why"]
     assert record["estimate"]["change"] > 0.2

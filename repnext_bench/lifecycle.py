@@ -19,6 +19,7 @@ import numpy as np
 from .cases import Case
 from .measure.memory import current_rss_mb, reset_peak
 from .measure.timing import TimingPlan
+from .quant.images import DEFAULT_CALIBRATION_SIZE
 
 FAULT_ENV = "REPNEXT_BENCH_FAULT"  # test hook: segfault, hang, oom, killed, error or corrupt, each optionally @VARIANT
 
@@ -35,7 +36,7 @@ class Settings:
     seed: int = 0
     randomize: bool = False  # random BatchNorm statistics and biases (when no checkpoint is loaded)
     calibration: str | None = None  # INT8: a folder of calibration images (None: synthetic inputs)
-    calibration_size: int = 128  # INT8: how many calibration inputs
+    calibration_size: int = DEFAULT_CALIBRATION_SIZE  # INT8: how many calibration inputs
     eval_dir: str | None = None  # a labelled folder (one subfolder per class): top-1 and INT8 parity on it
     eval_size: int | None = None  # how many of its images, spread over it (None: all)
     class_map: str | None = None  # its class-index map, where the folder does not hold class_index.json

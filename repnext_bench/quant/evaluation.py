@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cases import Case
+from ..measure.parity import parity
 from .images import SYNTHETIC_EVAL_SIZE, EvalSet, eval_set, prepare_image, synthetic_inputs
 
 CHUNK = 32  # images prepared and run at a time
@@ -93,9 +94,8 @@ def evaluate_case(case: Case, settings) -> dict:
     with open_case(case, settings) as loaded:
         expected = reference_logits(case, settings, inputs, loaded.context.cache)
         outputs = np.concatenate([loaded.session.predict(chunk, case.batch) for chunk in inputs.chunks()])
-    images = per_image(outputs, expected)
-    found = {"parity": {**summary(images), "max_abs": float(np.abs(outputs - expected).max()),
-                        "images": inputs.count, "inputs": inputs.kind, "per_image": images}, "accuracy": None}
+    found = {"parity": {**parity(outputs, expected), "images": inputs.count, "inputs": inputs.kind,
+                        "per_image": per_image(outputs, expected)}, "accuracy": None}
     if inputs.folder is not None:
         labels = np.asarray(inputs.folder.labels)
         found["accuracy"] = {"images": inputs.count, "top1": top1(outputs, labels),
@@ -116,12 +116,6 @@ def per_image(outputs: np.ndarray, expected: np.ndarray) -> dict:
             "sq_ref": np.square(expected).sum(axis=1).tolist(),
             "agree": (outputs.argmax(axis=1) == expected.argmax(axis=1)).astype(int).tolist()}
 
-
-def summary(images: dict) -> dict:
-    """rel L2 over all inputs and top-1 agreement, from the per-input figures."""
-    sq_ref = sum(images["sq_ref"])
-    return {"rel_l2": float(np.sqrt(sum(images["sq_err"]) / sq_ref)) if sq_ref > 0 else float(np.sqrt(
-        sum(images["sq_err"]))), "top1_agree": float(np.mean(images["agree"]))}
 
 
 def paired_comparison(a: dict, b: dict, seed: int = 0, resamples: int = 2000) -> dict:

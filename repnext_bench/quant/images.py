@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -89,20 +90,23 @@ class CalibrationSet:
     size: int = DEFAULT_CALIBRATION_SIZE
     seed: int = 0
 
-    @property
-    def source(self) -> str:
-        return "folder" if self.folder else "synthetic"
-
     def files(self) -> list[Path]:
+        return list(self._files)
+
+    @cached_property
+    def _files(self) -> list[Path]:  # the folder walked once per set, not per cache key and per read
         return spread(list_images(Path(self.folder)), self.size) if self.folder else []
 
     def identity(self) -> dict:
         """What the quantized artifacts' cache key holds of the calibration: its source, size and hash."""
+        return dict(self._identity)
+
+    @cached_property
+    def _identity(self) -> dict:  # the files hashed once per set (each stream's session asks again)
         if not self.folder:
             return {"calibration": "synthetic", "calibration_size": self.size, "calibration_seed": self.seed}
-        files = self.files()
-        return {"calibration": "folder", "calibration_size": len(files),
-                "calibration_sha256": files_hash(files, Path(self.folder))}
+        return {"calibration": "folder", "calibration_size": len(self._files),
+                "calibration_sha256": files_hash(self._files, Path(self.folder))}
 
     def describe(self) -> dict:
         """What a result says of its calibration."""

@@ -460,7 +460,7 @@ class Sweep:
             upcoming = round_s + (restart_s if rounds % self.plan.restart_every == 0 else 0.0)
             if rounds >= self.plan.min_rounds and all(run.converged(self.plan) for run in active):
                 stopped = "converged"
-            elif elapsed + upcoming > budget_s and rounds >= MIN_ROUNDS_IN_BUDGET:
+            elif elapsed + upcoming > budget_s and rounds >= MIN_ROUNDS_IN_BUDGET and self._has_min_iters(active):
                 if lifetime == 0 and self.plan.restart_every < self.plan.min_rounds:
                     restart_now = True  # every block so far came from one process per case: one more lifetime
                 else:
@@ -474,6 +474,11 @@ class Sweep:
             self.save()
         self.stops.append(stopped or "converged")
         self._end_lifetime(runs)
+
+    def _has_min_iters(self, runs: list[CaseRun]) -> bool:
+        """A stop for time honours ``--min-iters``: rounds go on past the budget until every
+        case has that many inferences (each round adds at least one per case)."""
+        return all(run.completed >= self.plan.min_iters for run in runs)
 
     def _round(self, groups: list[list[CaseRun]], lifetime: int) -> None:
         """One block of every active case, in this round's shuffled order."""

@@ -83,6 +83,18 @@ def test_the_budget_stops_a_sweep_that_does_not_converge(tmp_path):
     assert report["results"][0]["rounds"]["converged"] is False
 
 
+def test_a_budget_stop_honours_min_iters(tmp_path):
+    """Blocks of one inference and a budget spent at once: the rounds go on until the case has
+    its --min-iters inferences (not the two rounds a budget stop needs otherwise), and no more."""
+    plan = RoundsPlan(block_s=1e-6, min_rounds=50, restart_every=100, target_ci=1e-6, budget_s=1e-6,
+                      min_duration_s=0, min_iters=5)
+    report = {"results": []}
+    run_sweep(torch_cases(["M0"], ["fused"]), Settings(SETTINGS, cache_dir=str(tmp_path)), plan, 120, report)
+    (result,) = report["results"]
+    assert report["sweep"]["stopped"] == "budget" and report["sweep"]["rounds"] == 5
+    assert result["latency_ms"]["n"] == 5 and result["rounds"]["inferences_per_block"] == 1
+
+
 def test_cases_beyond_the_memory_limit_run_in_batches_of_whole_groups(tmp_path):
     """Two live cases at most: M0's forms, then M1's, each batch with its own rounds."""
     plan = RoundsPlan(block_s=0.01, min_rounds=3, restart_every=100, target_ci=10.0, budget_s=60, min_duration_s=0,

@@ -33,7 +33,8 @@ Qps = Annotated[float | None, typer.Option("--qps", help="Server mode: requests 
 P99 = Annotated[str | None, typer.Option("--p99", help="Server mode: find the highest rate whose p99 latency (queue "
                                          "included) stays under this bound, e.g. 10ms.")]
 Requests = Annotated[int, typer.Option("--requests", help="Server mode: requests per trial (each rate tried).")]
-MinIters = Annotated[int, typer.Option("--min-iters", help="... and at least this many inferences in all.")]
+MinIters = Annotated[int, typer.Option("--min-iters", help="... and at least this many inferences in all (a "
+                                       "budget stop waits for them too).")]
 Warmup = Annotated[float, typer.Option("--warmup", help="Warm up each case's process at least this many seconds "
                                        "(and 3 inferences).")]
 MinRounds = Annotated[int, typer.Option("--min-rounds", help="Rounds at least.")]

@@ -28,7 +28,7 @@ def actionlint() -> str:
 
 def test_the_recipes_are_there():
     assert [p.name for p in WORKFLOWS] == ["fleet-matrix.yml", "gate-pull-request.yml"]
-    assert [p.name for p in SCRIPTS] == ["fleet-merge.sh", "fleet-run.sh", "gate.sh"]
+    assert [p.name for p in SCRIPTS] == ["fleet-merge.sh", "fleet-run.sh", "gate.sh", "gpu-check.sh"]
     gate = (EXAMPLES / "github" / "gate-pull-request.yml").read_text()
     assert "examples/ci/gate.sh baseline candidate" in gate and "github.event.pull_request.base.sha" in gate
     matrix = (EXAMPLES / "github" / "fleet-matrix.yml").read_text()

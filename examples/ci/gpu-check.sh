@@ -89,8 +89,6 @@ step() {
   [ "$code" = 0 ] || worst=1
 }
 
-bench() { "$python" -m repnext_bench "$@"; }
-
 # verify_on NAME ARGS...: verify's JSON into OUT_DIR/NAME.json (its log in NAME.txt)
 verify_on() {
   local name=$1
@@ -102,7 +100,7 @@ verify_on() {
 has() { "$python" -c "$1" > /dev/null 2>&1; }
 
 step env "env.json" bash -c '"$0" -m repnext_bench env --json > "'"$out/env.json"'"' "$python"
-step backends "backends.txt" bench backends
+step backends "backends.txt" "$python" -m repnext_bench backends
 if [ -d "$root/tests" ]; then
   step pytest-gpu "pytest-gpu.txt, pytest-gpu.xml" "$python" -m pytest -m gpu -rs -p no:cacheprovider \
     --junitxml "$out/pytest-gpu.xml" "$root/tests"
@@ -118,18 +116,56 @@ if has "import onnxruntime, sys; sys.exit('CUDAExecutionProvider' not in onnxrun
 fi
 sweep=(run -v "$variants" -f train,fused -b cuda -p fp32,fp16,bf16 -r "$resolution" --budget "$budget"
        --cache-dir "$out/cache")
-step run-cuda "run-cuda.json" bench "${sweep[@]}" -o "$out/run-cuda.json"
-step run-cuda-graphs "run-cuda-graphs.json" bench "${sweep[@]}" --cuda-graphs -o "$out/run-cuda-graphs.json"
+step run-cuda "run-cuda.json" "$python" -m repnext_bench "${sweep[@]}" -o "$out/run-cuda.json"
+step run-cuda-graphs "run-cuda-graphs.json" "$python" -m repnext_bench "${sweep[@]}" --cuda-graphs -o "$out/run-cuda-graphs.json"
+# what every GPU case came to: a case that was unavailable or failed fails the check (where a
+# rehearsal expects them unavailable)
+count_statuses='
+import collections, json, os, sys
+
+def verdict(check):
+    if check["ok"] is not None:
+        return "ok" if check["ok"] else "failed"
+    return "unavailable" if (check.get("error") or "").startswith("unavailable") else "skipped"
+
+rehearse, paths = sys.argv[1] == "1", sys.argv[2:]
+bad = finished = 0
+for path in paths:
+    data = json.load(open(path))
+    statuses = [r["status"] for r in data.get("results", [])] + [verdict(c) for c in data.get("checks", [])]
+    counts = collections.Counter(statuses)
+    finished += counts["ok"] if "results" in data else 0
+    bad += sum(n for status, n in counts.items() if status not in ("ok", "skipped"))
+    print(os.path.basename(path) + ": " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+print(f"finished={finished}")
+sys.exit(0 if rehearse or not bad else 1)
+'
 reports=()
 for name in run-cuda run-cuda-graphs; do
   [ -f "$out/$name.json" ] && reports+=("$out/$name.json")
 done
-if [ ${#reports[@]} -gt 0 ]; then
-  step report "report.md" bench report "${reports[@]}" --format md -o "$out/report.md"
+results=("${reports[@]}")
+for path in "$out"/verify-*.json; do
+  [ -s "$path" ] && results+=("$path")
+done
+if [ ${#results[@]} -gt 0 ]; then
+  step statuses "statuses.txt" "$python" -c "$count_statuses" "${REHEARSE:-0}" "${results[@]}"
+fi
+if [ ${#reports[@]} -gt 0 ] && grep -q "finished=[1-9]" "$out/statuses.txt" 2>/dev/null; then
+  step report "report.md" "$python" -m repnext_bench report "${reports[@]}" --format md -o "$out/report.md"
+else
+  echo "| report | left out: no finished GPU case | 0 | |" >> "$summary"
+  [ "${REHEARSE:-0}" = "1" ] || worst=1
 fi
 {
   echo
   echo "$((SECONDS - started)) s in all; exit $worst"
+  if [ -f "$out/statuses.txt" ]; then
+    echo
+    echo "Cases by status:"
+    echo
+    sed 's/^/    /' "$out/statuses.txt"
+  fi
 } >> "$summary"
 cat "$summary"
 exit "$worst"

@@ -36,6 +36,7 @@ def test_crash_and_oom_are_recorded_and_the_sweep_goes_on(monkeypatch, tmp_path)
     assert by_variant["M0E"].latency_ms.n >= 3 and by_variant["M0E"].rounds.blocks >= 2
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 def test_a_hang_is_stopped_at_the_time_limit_and_the_sweep_goes_on(monkeypatch, tmp_path):
     """The limit is set from how long a healthy case takes on this machine to load, so the test
     waits a few seconds for the hang, not a fixed limit."""

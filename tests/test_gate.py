@@ -15,6 +15,7 @@ def run_gate(tmp_path, capsys, *args):
     return code, json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 def test_gate_returns_a_verdict_with_all_fields(tmp_path, capsys):
     """Also: an arm may run another Python (here the same interpreter, named; the CI recipes'
     test runs two separate virtual environments)."""
@@ -40,6 +41,7 @@ def test_gate_returns_a_verdict_with_all_fields(tmp_path, capsys):
     assert record["baseline"]["executable"] == sys.executable
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 def test_gate_catches_an_injected_slowdown(tmp_path, capsys):
     """A 40% slowdown never passes; a burst of noise on a shared VM can make one gate honestly
     inconclusive, so an inconclusive first gate gets one more try, which must fail it."""

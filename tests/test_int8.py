@@ -41,6 +41,13 @@ def labelled(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One export cache for the tests that do not assert a cache miss: M0 at 64 px quantized
+    on synthetic inputs (8) by ONNX Runtime and NNCF once, not once per test."""
+    return tmp_path_factory.mktemp("int8cache")
+
+
 # images and folders ---------------------------------------------------------------------------
 
 def test_an_image_is_resized_cropped_and_normalized_as_the_evaluation(tmp_path):
@@ -160,7 +167,7 @@ def test_the_paired_comparison_finds_a_real_difference_and_not_a_fake_one():
 
 # backends -------------------------------------------------------------------------------------
 
-def _prepared(backend_name: str, tmp_path, calibration=None, form="fused"):
+def _prepared(backend_name: str, cache: Path, calibration=None, form="fused"):
     import torch
 
     from repnext_bench.backends import PrepareContext, get_backend
@@ -174,7 +181,7 @@ def _prepared(backend_name: str, tmp_path, calibration=None, form="fused"):
     model = convert(reference, form)
     images = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
     case = Case("M0", form, backend_name, "cpu", "int8", 2, 64, 1, "latency")
-    context = PrepareContext(ExportCache(tmp_path / "cache"), 17, weights_hash(model),
+    context = PrepareContext(ExportCache(cache), 17, weights_hash(model),
                              calibration=calibration or qi.CalibrationSet(None, 8))
     with torch.inference_mode():
         expected = reference(torch.from_numpy(images)).numpy()
@@ -182,8 +189,8 @@ def _prepared(backend_name: str, tmp_path, calibration=None, form="fused"):
 
 
 @pytest.mark.parametrize("backend_name", ["onnxruntime", "openvino"])
-def test_int8_runs_int8_layers_read_back_from_the_runtime(backend_name, tmp_path, exercised):
-    prepared, images, expected = _prepared(backend_name, tmp_path)
+def test_int8_runs_int8_layers_read_back_from_the_runtime(backend_name, shared_cache, exercised):
+    prepared, images, expected = _prepared(backend_name, shared_cache)
     session = prepared.session
     session.run()
     described = session.describe()
@@ -198,9 +205,9 @@ def test_int8_runs_int8_layers_read_back_from_the_runtime(backend_name, tmp_path
 
 def test_the_quantized_artifact_is_cached_by_its_calibration(tmp_path):
     write_images(tmp_path / "cal", 4)
-    first = _prepared("onnxruntime", tmp_path)[0].artifact
-    again = _prepared("onnxruntime", tmp_path)[0].artifact
-    folder = _prepared("onnxruntime", tmp_path, qi.CalibrationSet(str(tmp_path / "cal"), 4))[0].artifact
+    first = _prepared("onnxruntime", tmp_path / "cache")[0].artifact
+    again = _prepared("onnxruntime", tmp_path / "cache")[0].artifact
+    folder = _prepared("onnxruntime", tmp_path / "cache", qi.CalibrationSet(str(tmp_path / "cal"), 4))[0].artifact
     assert again.cache_hit and again.key == first.key and not first.cache_hit
     assert folder.key != first.key and folder.info["calibration"]["source"] == "folder"
 
@@ -216,7 +223,7 @@ def test_torch_does_not_run_int8_and_says_so():
 # the command line -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def int8_run(tmp_path_factory, labelled):
+def int8_run(tmp_path_factory, labelled, shared_cache):
     folder = tmp_path_factory.mktemp("int8run")
     calibration = folder / "cal"
     write_images(calibration, 6, seed=9)
@@ -226,7 +233,7 @@ def int8_run(tmp_path_factory, labelled):
                  "--cache-dir", str(folder / "cache"), "-o", str(path)])
     synthetic = folder / "synthetic.json"
     code_synthetic = main(["run", "-v", "m0", "-b", "onnxruntime", "-p", "int8", "-f", "train,fused", *FAST, *SMALL,
-                           "--cache-dir", str(folder / "cache"), "-o", str(synthetic), "--calibration-size", "8"])
+                           "--cache-dir", str(shared_cache), "-o", str(synthetic)])
     return code, read_report(path), code_synthetic, read_report(synthetic), path
 
 
@@ -296,10 +303,10 @@ def test_an_eval_folder_that_cannot_be_labelled_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith("error: --eval: ")
 
 
-def test_profile_shows_int8_and_float_nodes_per_component(tmp_path, capsys):
+def test_profile_shows_int8_and_float_nodes_per_component(tmp_path, capsys, shared_cache):
     path = tmp_path / "profile.json"
     assert main(["profile", "-v", "m0", "-b", "openvino", "-p", "int8", "-r", "64", "--iterations", "3", "-f",
-                 "train,fused", "--duration", "0", *SMALL, "--cache-dir", str(tmp_path / "cache"), "-o",
+                 "train,fused", "--duration", "0", *SMALL, "--cache-dir", str(shared_cache), "-o",
                  str(path)]) == 0
     out = capsys.readouterr().out
     assert "int8 time" in out and "q/dq" in out and "fused int8 nodes" in out
@@ -391,7 +398,8 @@ def test_fewer_calibration_images_than_asked_is_said(tmp_path, capsys):
     write_images(tmp_path / "cal", 3)
     found = quantization_settings(["int8"], tmp_path / "cal", 500)
     assert found["calibration"] == str((tmp_path / "cal").resolve())
-    assert "holds 3 images: calibrating on those 3, not --calibration-size 500" in capsys.readouterr().err
+    note = " ".join(capsys.readouterr().err.split())  # as wide as the terminal: a long path wraps it
+    assert "holds 3 images: calibrating on those 3, not --calibration-size 500" in note
 
 
 def test_a_gate_arm_in_int8_takes_a_calibration(tmp_path, capsys):
@@ -401,12 +409,12 @@ def test_a_gate_arm_in_int8_takes_a_calibration(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: --calibration: {tmp_path / 'missing'} is not a folder"
 
 
-def test_openvino_counts_only_the_layers_that_run_per_inference(tmp_path):
+def test_openvino_counts_only_the_layers_that_run_per_inference(shared_cache):
     """The runtime model also lists reorders and reshapes of the weights, done once at compile
     time: only the layers that depend on the input are counted, so reorders are a few."""
     from repnext_bench.quant.layers import openvino_layers
 
-    prepared, *_ = _prepared("openvino", tmp_path)
+    prepared, *_ = _prepared("openvino", shared_cache)
     compiled = prepared.session.compiled
     every = len([op for op in compiled.get_runtime_model().get_ordered_ops()])
     counted = openvino_layers(compiled)
@@ -467,21 +475,21 @@ def test_a_peak_that_includes_the_export_is_marked(int8_run):
     assert "* peak RSS includes making the export" in console.export_text()
 
 
-def test_verify_and_export_say_synthetic_calibration(tmp_path, capsys):
+def test_verify_and_export_say_synthetic_calibration(tmp_path, capsys, shared_cache):
     assert main(["export", "--format", "onnx", "-p", "int8", "-r", "64", "-o", str(tmp_path / "out"),
-                 "--calibration-size", "4", "--cache-dir", str(tmp_path / "cache")]) == 0
+                 *SMALL, "--cache-dir", str(shared_cache)]) == 0
     out = capsys.readouterr().out
     assert "int8 (synthetic calibration)" in out and "right for timing, not for accuracy" in out
     assert main(["verify", "-v", "m0", "-b", "onnxruntime", "-p", "int8", "-f", "fused", "-r", "64",
-                 "--calibration-size", "4", "--cache-dir", str(tmp_path / "cache")]) == 0
+                 *SMALL, "--cache-dir", str(shared_cache)]) == 0
     out = capsys.readouterr().out
     assert "int8 (synthetic calibration)" in out and "int8 1e-01" in out
 
 
-def test_a_served_int8_case_carries_its_quantization_and_evaluation(tmp_path):
+def test_a_served_int8_case_carries_its_quantization_and_evaluation(tmp_path, shared_cache):
     path = tmp_path / "served.json"
     assert main(["run", "-v", "m0", "-f", "fused", "-b", "onnxruntime", "-p", "int8", "--mode", "server", "--qps",
-                 "40", "--requests", "100", *FAST, *SMALL, "--cache-dir", str(tmp_path / "cache"), "-q",
+                 "40", "--requests", "100", *FAST, *SMALL, "--cache-dir", str(shared_cache), "-q",
                  "-o", str(path)]) == 0
     (result,) = read_report(path)["results"]
     assert result["status"] == "ok" and result["server"]["requests"] == 100

@@ -60,7 +60,9 @@ def test_fixture_in_a_users_test_suite(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path),
                              f"--benchmark-json={out}", "--benchmark-min-rounds=3", "--benchmark-max-time=0.2"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            # a worker's PYTEST_XDIST_* would make pytest-benchmark turn itself off
+                            env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")})
     assert result.returncode == 0, result.stdout + result.stderr
     benches = {b["name"]: b for b in json.loads(out.read_text())["benchmarks"]}
     assert set(benches) == {"test_m0", "test_custom"}

@@ -16,7 +16,7 @@ from repnext_bench.measure.server import (
 )
 
 SERVICE_S = 0.002
-TRIAL_S = 6.0
+TRIAL_S = 3.0
 SEED = 11
 
 
@@ -27,12 +27,14 @@ def spin(seconds: float) -> None:
         pass
 
 
-def lindley_waits(arrivals: np.ndarray, service_s: float) -> np.ndarray:
-    """The exact waits of one FIFO server of fixed service time on these arrivals."""
+def lindley_waits(arrivals: np.ndarray, services_s: np.ndarray | float) -> np.ndarray:
+    """The exact waits of one FIFO server on these arrivals, given each request's service time
+    (or one fixed service time for all)."""
+    services = np.broadcast_to(np.asarray(services_s, dtype=float), np.shape(arrivals))
     waits, free_at = np.empty(len(arrivals)), 0.0
     for index, arrival in enumerate(arrivals):
         start = max(arrival, free_at)
-        waits[index], free_at = start - arrival, start + service_s
+        waits[index], free_at = start - arrival, start + services[index]
     return waits
 
 
@@ -58,22 +60,32 @@ def test_poisson_arrivals_are_seeded_and_have_the_rate():
         poisson_arrivals(0, 0, duration_s=1)
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 @pytest.mark.parametrize("rho", [0.3, 0.6, 0.8])
 def test_md1_mean_wait_matches_theory(rho):
     arrivals = poisson_arrivals(rho / SERVICE_S, SEED, duration_s=TRIAL_S)
     served = serve(lambda worker: spin(SERVICE_S), arrivals, workers=1)
+    assert np.all(served.starts >= served.arrivals) and np.all(served.ends - served.starts >= SERVICE_S)
+    # 1. the mechanism: each request starts when it arrives or when the one before it ends,
+    # whichever is later, plus the cost of taking it and reading the clock (tens of microseconds).
+    # Held against the services as they ran, so a service the VM stretched is not a fault of the queue
+    free_at = np.concatenate([[0.0], served.ends[:-1]])
+    late = served.starts - np.maximum(served.arrivals, free_at)
+    assert late.min() >= -1e-9 and late.mean() < 1e-4, (late.mean(), late.max())
     measured = served.waits_ms.mean() / 1e3
-    # 1. the mechanism: the waits of this very sample path, computed exactly; what remains is
-    # the overhead of taking a request and reading the clock (tens of microseconds)
-    exact = lindley_waits(arrivals, SERVICE_S).mean()
+    exact = lindley_waits(arrivals, served.ends - served.starts).mean()
     assert measured == pytest.approx(exact, rel=0.05, abs=1e-4)
-    # 2. the theory, within what chance allows for this many requests, plus that overhead
+    # 2. the theory: the waits of a service of exactly D on these arrivals are the M/D/1 mean,
+    # within what chance allows for this many requests
     band = sampling_band(rho, TRIAL_S)
     theory = md1_mean_wait(rho, SERVICE_S)
-    assert abs(measured / theory - 1) <= band + 0.05 + 1e-4 / theory, (measured, theory, band)
-    assert np.all(served.starts >= served.arrivals) and np.all(served.ends - served.starts >= SERVICE_S)
+    ideal = lindley_waits(arrivals, SERVICE_S).mean()
+    assert abs(ideal / theory - 1) <= band, (ideal, theory, band)
+    # 3. and the spun service was D: most requests took it to within the overhead
+    assert np.median(served.ends - served.starts) == pytest.approx(SERVICE_S, abs=1e-4)
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 def test_a_stall_shows_in_every_request_that_arrived_during_it():
     """Coordinated omission: a closed loop would see one slow request; the open loop sees the
     200 ms stall in the latency of every request that arrived during it."""
@@ -95,6 +107,7 @@ def test_a_stall_shows_in_every_request_that_arrived_during_it():
     assert stats.max_ms >= 200 and stats.missed >= len(during) // 2 and stats.p99_ms > 100
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 def test_more_workers_serve_more_requests():
     arrivals = poisson_arrivals(1500, SEED, duration_s=1.0)  # 3x what one worker of 2 ms can serve
     one = server_stats(serve(lambda w: time.sleep(SERVICE_S), arrivals, workers=1), 1500)

@@ -81,6 +81,7 @@ def test_the_table_shows_the_best_point_and_the_grid_with_its_ci(grid, capsys):
     assert all("x (" in line or "no clear difference" in line or "too few" in line for line in lines)
 
 
+@pytest.mark.exclusive  # timed: alone under pytest-xdist
 def test_closed_loop_keeps_every_stream_busy():
     """Streams that wait (as a runtime does, without the GIL) overlap: two do twice the work."""
     def sleeper() -> None:

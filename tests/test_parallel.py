@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("xdist", reason="runs the suite on workers: needs pytest-xdist (the test extra)")
 pytest.importorskip("fcntl", reason="the lock between workers is a POSIX file lock")
+if len(os.sched_getaffinity(0)) < 2:
+    pytest.skip("two workers are the default on two or more cores only", allow_module_level=True)
 
 SUITE = '''
 import json, os, time, pytest

@@ -135,3 +135,25 @@ def test_fused_speedup_compares_the_forms_and_nothing_else(reports):
         if row["form"] == "fused":
             row["asked"] = "bf16"
     assert all(r["fused_speedup"] is None for r in best_latency(rows) if r["form"] == "fused")
+
+
+def test_a_plot_without_labelled_series_has_no_legend_and_no_warning():
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    from repnext_bench.hardware.plots import _finish
+
+    figure, ax = pyplot.subplots()
+    ax.plot([1, 2], [1, 2])  # no label
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = _finish(figure, ax, "x", "y", "title")
+    assert png.startswith(b"\x89PNG") and ax.get_legend() is None
+    figure, ax = pyplot.subplots()
+    ax.plot([1, 2], [1, 2], label="fused")
+    _finish(figure, ax, "x", "y", "title")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fused"]

@@ -43,7 +43,8 @@ def _finish(figure, ax, xlabel: str, ylabel: str, title: str, legend_size: int =
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if ax.get_legend_handles_labels()[0]:  # a plot with no labelled series gets no empty legend
+        ax.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _png(figure)
 
 

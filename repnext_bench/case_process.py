@@ -24,7 +24,7 @@ from .cases import Case
 from .export import CACHE_ENV
 from .lifecycle import FAULT_ENV, Settings, open_case
 from .measure.memory import peak_rss_mb
-from .measure.timing import TimingPlan, measure, warm_up
+from .measure.timing import TimingPlan, block_size, measure, warm_up
 
 # by name: Windows has no SIGKILL or SIGBUS
 _SIGNALS = {
@@ -168,8 +168,9 @@ class CaseWorker:
     def hello(self) -> dict:
         return {"pid": os.getpid(), "torch_preloaded": self.preloaded}
 
-    def load(self, block_s: float) -> dict:
-        """Build, export, prepare, warm up, and find how many inferences fill a block."""
+    def load(self, block_s: float, block_n: int | None = None) -> dict:
+        """Build (or read from the cache), export, prepare and warm up; the inferences that fill
+        a block come from the warm-up's times, or as ``block_n`` from the case's first lifetime."""
         from .backends import CaseSkipped
 
         try:
@@ -178,14 +179,12 @@ class CaseWorker:
             return {"skipped": str(skip), "exported": skip.exported, "artifact": _artifact_dict(skip.artifact),
                     "model": skip.model}
         session = self.loaded.session
-        warm_up(session.run, self.settings.plan)
+        started = time.perf_counter()
+        warm = warm_up(session.run, self.settings.plan)
         inference_s = None
         if self.case.mode != "throughput":  # server mode: what one inference takes starts its search
-            run, clock, start, count = session.run, time.perf_counter, time.perf_counter(), 0
-            while not count or clock() - start < block_s:
-                run()
-                count += 1
-            self.block_n, inference_s = max(1, count), (clock() - start) / count
+            sized, inference_s = block_size(warm, block_s)
+            self.block_n = block_n or sized
         if self.case.streams > 1:  # every stream warmed, not only the first
             from .measure.server import closed_loop
 
@@ -197,17 +196,19 @@ class CaseWorker:
         # what ran and its output (after the warm-up) come now too, so that a sweep stopped
         # before this process's end still reports them
         return {"block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start(),
+                "warmup_s": time.perf_counter() - started, "state_reused": loaded.state_reused,
                 "model": loaded.model_record(),
                 "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
 
-    def block(self) -> dict:
+    def block(self, untimed: bool = True) -> dict:
         """One block: an untimed inference (the process has been idle while the others ran:
-        its caches and threads are cold), then ``block_n`` timed ones (latency), or a full queue
-        for ``block_s`` (throughput)."""
+        its caches and threads are cold) unless ``untimed`` is False, then ``block_n`` timed
+        ones (latency), or a full queue for ``block_s`` (throughput)."""
         session = self.loaded.session
         if self.case.mode == "latency":
-            session.run()
+            if untimed:
+                session.run()
             timer = session.device_timer
             plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=0, min_iters=self.block_n)
             before = len(timer.samples) if timer else 0

@@ -21,7 +21,8 @@ from .measure.memory import current_rss_mb, reset_peak
 from .measure.timing import TimingPlan
 from .quant.images import DEFAULT_CALIBRATION_SIZE
 
-FAULT_ENV = "REPNEXT_BENCH_FAULT"  # test hook: segfault, hang, oom, killed, error or corrupt, each optionally @VARIANT
+# test hook: segfault, hang, slow, oom, killed, error or corrupt, each optionally @VARIANT
+FAULT_ENV = "REPNEXT_BENCH_FAULT"
 
 
 @dataclass(frozen=True)
@@ -71,34 +72,45 @@ def reference_model(variant: str, settings: Settings):
     return reference
 
 
-def build_case_model(case: Case, settings: Settings):
-    """(model in the case's form, input images, the PyTorch fp32 train-time output on them,
-    counts of the model)."""
+def build_case_model(case: Case, settings: Settings, cache):
+    """The case's CaseState (model in the case's form, input images, the PyTorch fp32
+    train-time output on them, counts, weights hash): read from ``cache`` (an ExportCache) where
+    an earlier lifetime of the case kept it (case_state.py), else made and kept there."""
     import torch
 
+    from .case_state import case_images, case_state
     from .models import convert
     from .models.counting import count
 
     torch.set_num_threads(case.threads)
-    reference = reference_model(case.variant, settings)
-    images = np.random.default_rng(settings.seed).standard_normal(
-        (case.batch, 3, case.resolution, case.resolution), dtype=np.float32)
-    with torch.inference_mode():
-        expected = reference(torch.from_numpy(images)).numpy()
-    model = convert(reference, case.form)
-    del reference
-    return model, images, expected, count(model, case.resolution, batch=1)
+
+    def make():
+        reference = reference_model(case.variant, settings)
+        with torch.inference_mode():
+            expected = reference(torch.from_numpy(case_images(case, settings.seed))).numpy()
+        model = convert(reference, case.form)
+        del reference
+        return model, expected, count(model, case.resolution, batch=1)
+
+    return case_state(case, settings, cache, make)
 
 
-def export_context(model, settings: Settings):
+def export_cache(settings: Settings):
+    """The export cache the settings name (a temporary one that removes itself with ``--no-cache``)."""
+    from .export import ExportCache
+
+    return ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
+
+
+def export_context(model, settings: Settings, cache=None, weights: str | None = None):
     """The export cache and settings a backend prepares with; close its cache when done."""
     from .backends import PrepareContext
-    from .export import ExportCache, weights_hash
+    from .export import weights_hash
     from .quant.images import CalibrationSet
 
-    cache = ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
     calibration = CalibrationSet(settings.calibration, settings.calibration_size, settings.seed)
-    return PrepareContext(cache=cache, opset=settings.opset, weights=weights_hash(model), calibration=calibration)
+    return PrepareContext(cache=cache or export_cache(settings), opset=settings.opset,
+                          weights=weights or weights_hash(model), calibration=calibration)
 
 
 @dataclass
@@ -119,6 +131,7 @@ class LoadedCase:
     rss_before_mb: float
     rss_loaded_mb: float
     stream_sessions: list = field(default_factory=list)  # one more session per further stream
+    state_reused: bool = False  # the model, reference output and counts came from the cache
 
     def runners(self) -> list:
         """One way to run an inference per stream of the case, to be called from that many threads."""
@@ -149,9 +162,16 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
     from .backends import CaseSkipped, Prepared, get_backend
 
     backend = get_backend(case.backend)
-    model, images, expected, counts = build_case_model(case, settings)
-    inject_fault(case, model)
-    context = export_context(model, settings)
+    cache = export_cache(settings)
+    try:
+        state = build_case_model(case, settings, cache)
+        model, images, expected, counts = state.model, state.images, state.expected, state.counts
+        inject_fault(case, model)
+    except BaseException:
+        cache.close()
+        raise
+    # a corrupted model (the fault hook) is another model: its own weights, its own export
+    context = export_context(model, settings, cache, None if os.environ.get(FAULT_ENV) else state.weights)
     try:
         gc.collect()
         peak_reset = reset_peak()
@@ -178,7 +198,7 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
             session.run()
             first_ms = (time.perf_counter_ns() - first_start) / 1e6
             yield LoadedCase(case, session, prepared.artifact, model, images, expected, counts, context, prepare_s,
-                             first_ms, peak_reset, rss_before, rss_loaded, more)
+                             first_ms, peak_reset, rss_before, rss_loaded, more, state.reused)
         finally:
             for one in [session, *more]:
                 one.close()
@@ -215,6 +235,8 @@ def _fail(kind: str) -> None:
         ctypes.string_at(0)
     elif kind == "hang":
         time.sleep(10**6)
+    elif kind == "slow":  # a load that takes a second longer (the budget does not count it)
+        time.sleep(1.0)
     elif kind == "killed":
         os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "oom":  # a limit on the address space: POSIX only, as is this test hook

@@ -17,6 +17,8 @@ Ctrl-C keeps every finished block.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -50,18 +52,19 @@ from .report.schema import write_report
 from .serving import ServerPlan
 
 MAX_ROUNDS = 500
+BUDGET_COUNTS = "rounds and restarts"  # not the exports, quantization and first loads before them
 MIN_ROUNDS_IN_BUDGET = 2  # a CI and a paired speedup need two rounds, whatever the budget
-PAUSE_S = 0.02  # between two blocks, as the gate pauses between its arms
 CASE_MEMORY_MB = 700  # a generous resident set per live case (M5 train on the CPU peaks near 700 MB)
 
 
 @dataclass(frozen=True)
 class RoundsPlan:
-    block_s: float = 0.1  # seconds of inferences in one block (at least one inference)
-    min_rounds: int = 8
-    restart_every: int = 4  # rounds per process lifetime
+    block_s: float = 0.12  # seconds of inferences in one block (at least one inference)
+    min_rounds: int = 16
+    restart_every: int = 8  # rounds per process lifetime
     target_ci: float = 0.05  # stop when every case's CI half-width is within 5% of its median
-    budget_s: float = 50.0  # ... or before the sweep (loads included) would take longer; 2 rounds at least
+    budget_s: float = 45.0  # ... or before the rounds and restarts would take longer; 2 rounds at least
+    max_wall_s: float | None = None  # ... or before the whole sweep (first loads included) would take longer
     min_duration_s: float = 1.0  # per case: at least this much measured time in all
     min_iters: int = 10  # per case: at least this many inferences in all
     seed: int = 0
@@ -69,7 +72,8 @@ class RoundsPlan:
 
     def __post_init__(self) -> None:
         if self.block_s <= 0 or self.min_rounds < 1 or self.restart_every < 1 or self.target_ci <= 0 \
-                or self.budget_s <= 0 or self.min_duration_s < 0 or self.min_iters < 1:
+                or self.budget_s <= 0 or self.min_duration_s < 0 or self.min_iters < 1 \
+                or (self.max_wall_s is not None and self.max_wall_s <= 0):
             raise ValueError("block > 0, min rounds >= 1, restart every >= 1 round, target CI > 0, budget > 0, "
                              "duration >= 0 and min iters >= 1")
 
@@ -311,6 +315,9 @@ class Sweep:
         self.orders: list[list[str]] = []
         self.started = time.monotonic()
         self.stops: list[str] = []  # why each batch's rounds ended
+        self.prepare_s = self.measure_s = 0.0  # the first lifetimes' loads; the rounds and restarts
+        self.restarts: list[dict] = []  # each restart: cases it loaded, its seconds, how many read their state
+        self._reused = 0  # of the lifetime being loaded: the cases that read their saved state
 
     def save(self) -> None:
         fused, int8 = fused_speedups(self.runs), int8_speedups(self.runs)
@@ -335,10 +342,12 @@ class Sweep:
         mark_best_streams(results)
         self.report["results"] = [result.to_dict() for result in results]
         reasons = set(self.stops)
-        stopped = ("interrupted" if "interrupted" in reasons else "budget" if "budget" in reasons
-                   else "max rounds" if "max rounds" in reasons else "converged" if reasons else "")
+        ranked = ("interrupted", "wall limit", "budget", "max rounds")
+        stopped = next((reason for reason in ranked if reason in reasons), "converged" if reasons else "")
         self.report["sweep"].update(finished=len(results), rounds=len(self.orders), orders=self.orders,
                                     stopped=stopped, batches=len(self.stops), wall_s=time.monotonic() - self.started,
+                                    prepare_s=self.prepare_s, export_s=self.export_s(), measure_s=self.measure_s,
+                                    timed_s=self.timed_s(), restarts=self.restarts, budget_counts=BUDGET_COUNTS,
                                     not_converged=[r.case.label for r in self.runs if r.active and
                                                    (r.blocks or r.throughputs) and not r.converged(self.plan)])
         if self.path:
@@ -358,6 +367,10 @@ class Sweep:
                 self.runs.append(CaseRun(case, seed=self.plan.seed))
         self.save()
         process_context()
+        scratch = None
+        if not self.settings.use_cache:  # no cache across runs, but one for this sweep's lifetimes
+            scratch = tempfile.mkdtemp(prefix="repnext-bench-")
+            self.settings = replace(self.settings, cache_dir=scratch, use_cache=True)
         try:
             for batch, share in self._batches():
                 self._measure(batch, self.plan.budget_s * share)
@@ -373,6 +386,8 @@ class Sweep:
                     run.process.stop()
                     run.process = None
             self.save()
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
         return self.report
 
     def _serve(self) -> None:
@@ -438,42 +453,70 @@ class Sweep:
         return [(batch, sum(map(len, batch)) / total) for batch in batches if batch]
 
     def _measure(self, groups: list[list[CaseRun]], budget_s: float) -> None:
-        """Rounds over ``groups`` until they converge, or before the next round would overrun
-        ``budget_s``; never fewer than two rounds, nor fewer than two process lifetimes."""
+        """Load every case of ``groups`` (its preparation: not counted by the budget), then rounds
+        until they converge, or before the next round (and the restart before it) would overrun
+        ``budget_s`` of rounds and restarts, or the whole sweep ``max_wall_s``; never fewer than
+        two rounds, nor fewer than two process lifetimes, within the budget."""
         runs = [run for group in groups for run in group]
-        start, rounds, lifetime, stopped = time.monotonic(), 0, -1, ""
-        restart_s = round_s = 0.0  # what the last restart and the last round took
+        began = time.monotonic()
+        self._start_lifetime(runs, 0)
+        loads_s = time.monotonic() - began
+        self.prepare_s += loads_s
+        self.on_event("prepared", cases=len(runs), seconds=self.prepare_s, exports=self.export_s())
+        start, rounds, lifetime, stopped = time.monotonic(), 0, 0, ""
+        # what the last restart and the last round took; before the first restart, the first
+        # loads without their exports stand for it (a restart loads no more than they did)
+        restart_s, round_s = max(0.0, loads_s - self.export_s(runs)), 0.0
         restart_now = False
-        while any(run.active for run in runs):
-            if rounds % self.plan.restart_every == 0 or restart_now:
-                lifetime, restart_now = lifetime + 1, False
+        try:
+            while any(run.active for run in runs):
+                if (rounds and rounds % self.plan.restart_every == 0) or restart_now:
+                    lifetime, restart_now = lifetime + 1, False
+                    began = time.monotonic()
+                    self._start_lifetime(runs, lifetime)
+                    restart_s = time.monotonic() - began
+                    self.restarts.append({"cases": sum(run.active for run in runs), "seconds": restart_s,
+                                          "reused_state": self._reused})
                 began = time.monotonic()
-                self._start_lifetime(runs, lifetime)
-                restart_s = time.monotonic() - began
-            began = time.monotonic()
-            self._round(groups, lifetime)
-            rounds += 1
-            round_s = time.monotonic() - began
-            active = [run for run in runs if run.active]
-            elapsed = time.monotonic() - start
-            # the next round, and the restart before it when one is due, must fit in the budget
-            upcoming = round_s + (restart_s if rounds % self.plan.restart_every == 0 else 0.0)
-            if rounds >= self.plan.min_rounds and all(run.converged(self.plan) for run in active):
-                stopped = "converged"
-            elif elapsed + upcoming > budget_s and rounds >= MIN_ROUNDS_IN_BUDGET and self._has_min_iters(active):
-                if lifetime == 0 and self.plan.restart_every < self.plan.min_rounds:
-                    restart_now = True  # every block so far came from one process per case: one more lifetime
-                else:
-                    stopped = "budget"
-            elif rounds >= MAX_ROUNDS:
-                stopped = "max rounds"
-            self.on_event("round", rounds=len(self.orders), elapsed=elapsed, budget=budget_s,
-                          widest=max(active, key=CaseRun.spread, default=None))
-            if stopped:
-                break
-            self.save()
+                self._round(groups, lifetime)
+                rounds += 1
+                round_s = time.monotonic() - began
+                active = [run for run in runs if run.active]
+                elapsed = time.monotonic() - start
+                # the next round, and the restart before it when one is due, must fit in the budget
+                upcoming = round_s + (restart_s if rounds % self.plan.restart_every == 0 else 0.0)
+                wall_limit = self.plan.max_wall_s
+                if rounds >= self.plan.min_rounds and all(run.converged(self.plan) for run in active):
+                    stopped = "converged"
+                elif wall_limit and time.monotonic() - self.started + upcoming > wall_limit:
+                    stopped = "wall limit"
+                elif elapsed + upcoming > budget_s and rounds >= MIN_ROUNDS_IN_BUDGET and self._has_min_iters(active):
+                    if lifetime == 0 and self.plan.restart_every < self.plan.min_rounds:
+                        restart_now = True  # every block so far came from one process per case: one more lifetime
+                    else:
+                        stopped = "budget"
+                elif rounds >= MAX_ROUNDS:
+                    stopped = "max rounds"
+                self.on_event("round", rounds=len(self.orders), elapsed=elapsed, budget=budget_s,
+                              measuring=self.measure_s + elapsed, preparing=self.prepare_s,
+                              widest=max(active, key=CaseRun.spread, default=None))
+                if stopped:
+                    break
+                self.save()
+        finally:
+            self.measure_s += time.monotonic() - start
         self.stops.append(stopped or "converged")
         self._end_lifetime(runs)
+
+    def export_s(self, runs: list[CaseRun] | None = None) -> float:
+        """Seconds the first lifetimes (of ``runs``, default all) spent exporting (quantization included)."""
+        return sum(((run.loaded or {}).get("cold_start") or {}).get("export_s") or 0.0
+                   for run in (self.runs if runs is None else runs))
+
+    def timed_s(self) -> float:
+        """Seconds of timed inferences (the blocks' wall time in throughput mode)."""
+        return sum(run.wall_s if run.case.mode == "throughput" else sum(map(sum, run.blocks)) / 1e3
+                   for run in self.runs)
 
     def _has_min_iters(self, runs: list[CaseRun]) -> bool:
         """A stop for time honours ``--min-iters``: rounds go on past the budget until every
@@ -487,7 +530,6 @@ class Sweep:
         for run in order:
             if not run.active:
                 continue
-            time.sleep(PAUSE_S)  # the last case's threads stop spinning before this one starts
             try:
                 reply = run.process.ask("block")
             except CaseDied as died:
@@ -506,19 +548,31 @@ class Sweep:
         return order
 
     def _start_lifetime(self, runs: list[CaseRun], lifetime: int) -> None:
-        """End the running processes, then start and load a fresh one per active case, one at a
-        time: two loads at once would share the cores (the cold start reported must not), and
-        runtimes whose idle threads spin would slow each other down many times over."""
+        """End the running processes, then start and load a fresh one per active case. The first
+        lifetime loads one case at a time: two loads at once would share the cores, and its cold
+        start is reported. A later one loads as many at once as there are cores, each reading
+        what the first made (the export, the saved model, its reference output) and taking its
+        block size: those loads are not reported, and the warm-up after them is not measured."""
+        from .machine import usable_cores
+
         self._end_lifetime(runs)
+        self._reused = 0
         active = [run for run in runs if run.active]
+        at_once = 1 if lifetime == 0 else max(1, usable_cores())
+        loading: list[CaseRun] = []
         for index, run in enumerate(active):
             self.on_event("load", case=run.case, index=index, total=len(active), lifetime=lifetime)
+            if len(loading) >= at_once:
+                self._loaded(loading.pop(0), lifetime)
             run.process = CaseProcess(run.case, self.settings, self.time_limit_s)
+            block_n = (run.loaded or {}).get("block_n") if lifetime else None
             try:
-                run.process.send("load", block_s=self.plan.block_s)
+                run.process.send("load", block_s=self.plan.block_s, block_n=block_n)
             except CaseDied as died:
                 run.fail("failed", str(died))
                 continue
+            loading.append(run)
+        for run in loading:
             self._loaded(run, lifetime)
 
     def _loaded(self, run: CaseRun, lifetime: int) -> None:
@@ -538,6 +592,7 @@ class Sweep:
             run.fail("failed", reply["error"], reply.get("traceback"))
         else:
             run.finished = reply  # what ran and its output, until the lifetime's end says again
+            self._reused += bool(reply.get("state_reused"))
             run.reused_export = bool((reply.get("cold_start") or {}).get("export_cache_hit"))
             run.note_peak(reply["peak_rss_mb"])
             if lifetime == 0 or run.loaded is None:

@@ -80,9 +80,9 @@ def test_measure_respects_the_hard_stop():
 
 def test_warm_up_needs_both_time_and_count():
     run, calls = counter()
-    assert warm_up(run, TimingPlan(warmup_s=0, warmup_iters=7)) == 7
+    assert len(warm_up(run, TimingPlan(warmup_s=0, warmup_iters=7))) == 7
     run, calls = counter()
-    assert warm_up(run, TimingPlan(warmup_s=0.02, warmup_iters=1)) > 1
+    assert len(warm_up(run, TimingPlan(warmup_s=0.02, warmup_iters=1))) > 1
 
 
 def test_plan_rejects_negative_limits():

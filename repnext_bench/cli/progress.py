@@ -13,7 +13,8 @@ from .common import err_console
 def _round_line(info: dict) -> str:
     widest = info["widest"]
     spread = widest.spread() if widest else math.inf
-    line = f"round {info['rounds']}: {info['elapsed']:.0f} s"
+    line = (f"round {info['rounds']}: measuring {info['measuring']:.0f} s of the {info['budget']:.0f} s budget, "
+            f"prepared in {info['preparing']:.0f} s")
     if widest and math.isfinite(spread):
         line += f", widest 95% CI +-{spread:.1%} ({escape(widest.case.label)})"
     return line
@@ -43,6 +44,9 @@ def sweep_progress(show: bool, budget_s: float):
             progress.update(task, completed=min(info["elapsed"], budget_s), description=line)
             if show:
                 progress.console.print(f"[dim]{line}[/]", highlight=False)
+        elif kind == "prepared" and show:
+            progress.console.print(f"prepared {info['cases']} cases in {info['seconds']:.0f} s (exports "
+                                   f"{info['exports']:.0f} s); the budget counts from here", highlight=False)
         elif kind == "loaded" and show:
             progress.console.print(_loaded_line(info), highlight=False)
         elif kind == "evaluate":

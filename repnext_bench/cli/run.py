@@ -40,8 +40,12 @@ Warmup = Annotated[float, typer.Option("--warmup", help="Warm up each case's pro
 MinRounds = Annotated[int, typer.Option("--min-rounds", help="Rounds at least.")]
 TargetCi = Annotated[str, typer.Option("--target-ci", help="Stop when every case's 95% CI of the median is within "
                                        "this much of it (half-width, percent)...")]
-Budget = Annotated[float, typer.Option("--budget", help="... or before the sweep would take longer than this many "
-                                       "seconds (loads included; two rounds at least).")]
+Budget = Annotated[float, typer.Option("--budget", help="... or before the rounds would take longer than this many "
+                                       "seconds (blocks and restarts; not the exports, quantization and first loads "
+                                       "before them, which are reported apart; two rounds at least).")]
+MaxWall = Annotated[float | None, typer.Option("--max-wall", help="A hard limit on the whole sweep's wall time in "
+                                               "seconds, first loads included: no round starts that would end past "
+                                               "it (one round at least).")]
 RestartEvery = Annotated[int, typer.Option("--restart-every", help="Start every case's process afresh after this "
                                            "many rounds.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table; print only the report path.")]
@@ -84,8 +88,9 @@ def run(
     forms: o.Forms = "train,fused", batch: o.Batch = "1", resolution: o.Resolution = "224", threads: o.Threads = "",
     precision: o.Precision = "fp32", mode: Mode = "latency", streams: Streams = "auto", qps: Qps = None,
     p99: P99 = None, requests: Requests = 1000,
-    duration: o.Duration = 1.0, min_iters: MinIters = 10, warmup: Warmup = 0.3, block: o.Block = 0.1,
-    min_rounds: MinRounds = 8, target_ci: TargetCi = "5%", budget: Budget = 50.0, restart_every: RestartEvery = 4,
+    duration: o.Duration = 1.0, min_iters: MinIters = 10, warmup: Warmup = 0.1, block: o.Block = 0.12,
+    min_rounds: MinRounds = 16, target_ci: TargetCi = "5%", budget: Budget = 45.0, restart_every: RestartEvery = 8,
+    max_wall: MaxWall = None,
     checkpoint: o.Checkpoint = None, output: o.Output = None, as_json: o.Json = False,
     report_format: o.Format = "repnext", quiet: Quiet = False,
     cache_dir: o.CacheDir = None, no_cache: o.NoCache = False, opset: o.Opset = 17,
@@ -101,7 +106,8 @@ def run(
     backend_options.check_given(ctx, axes.backend_names)
     stream_list, server = _mode_plan(ctx, axes, streams, qps, p99, requests, seed)
     _check_limits(duration, warmup, min_iters, case_timeout)
-    rounds_plan = rounds_plan_from(block, min_rounds, target_ci, budget, restart_every, duration, min_iters, seed)
+    rounds_plan = rounds_plan_from(block, min_rounds, target_ci, budget, restart_every, duration, min_iters, seed,
+                                   max_wall)
     v.opset(opset)
     if checkpoint is not None:
         check_checkpoint(checkpoint, axes.variants)
@@ -176,18 +182,21 @@ def _check_limits(duration: float, warmup: float, min_iters: int, case_timeout: 
 
 
 def rounds_plan_from(block: float, min_rounds: int, target_ci: str, budget: float, restart_every: int,
-                     duration: float, min_iters: int, seed: int):
+                     duration: float, min_iters: int, seed: int, max_wall: float | None = None):
     """The sweep's rounds from ``run``'s options, or a usage error."""
     from ..sweep import RoundsPlan
 
     target = v.percent(target_ci, "--target-ci")
     try:
         return RoundsPlan(block_s=block, min_rounds=min_rounds, restart_every=restart_every, target_ci=target,
-                          budget_s=budget, min_duration_s=duration, min_iters=min_iters, seed=seed)
+                          budget_s=budget, min_duration_s=duration, min_iters=min_iters, seed=seed,
+                          max_wall_s=max_wall)
     except ValueError:
-        raise UsageProblem("--block, --target-ci and --budget must be > 0, --min-rounds and --restart-every >= 1 "
-                           f"(got --block {block:g}, --target-ci {target_ci}, --budget {budget:g}, --min-rounds "
-                           f"{min_rounds}, --restart-every {restart_every})") from None
+        raise UsageProblem("--block, --target-ci, --budget and --max-wall must be > 0, --min-rounds and "
+                           f"--restart-every >= 1 (got --block {block:g}, --target-ci {target_ci}, "
+                           f"--budget {budget:g}, --max-wall {max_wall if max_wall is not None else 'none'}, "
+                           f"--min-rounds {min_rounds}, "
+                           f"--restart-every {restart_every})") from None
 
 
 def _renderer(report_format: str):

@@ -2,6 +2,7 @@
 and a minimum number of iterations are reached. The timed region is the bare call."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +23,26 @@ class TimingPlan:
             raise ValueError("measure at least one iteration or for some time")
 
 
-def warm_up(run: Callable[[], object], plan: TimingPlan) -> int:
-    """Run until both the warm-up time and count are reached; returns the count."""
+def warm_up(run: Callable[[], object], plan: TimingPlan) -> list[float]:
+    """Run until both the warm-up time and count are reached; returns each call's seconds."""
     clock = time.perf_counter
-    start, count = clock(), 0
-    while count < plan.warmup_iters or clock() - start < plan.warmup_s:
+    start = last = clock()
+    took: list[float] = []
+    while len(took) < plan.warmup_iters or last - start < plan.warmup_s:
         run()
-        count += 1
-    return count
+        now = clock()
+        took.append(now - last)
+        last = now
+    return took
+
+
+def block_size(warm: list[float], block_s: float) -> tuple[int, float]:
+    """(inferences that fill ``block_s``, seconds per inference) from the warm-up's calls: the
+    median of its second half, when the first calls' one-off costs are behind it."""
+    import statistics
+
+    inference_s = statistics.median(warm[len(warm) // 2:]) if warm else block_s
+    return max(1, math.ceil(block_s / inference_s)) if inference_s > 0 else 1, inference_s
 
 
 def measure(run: Callable[[], object], plan: TimingPlan,

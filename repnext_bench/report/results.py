@@ -234,16 +234,56 @@ def problem_lines(results: list[Result | dict]) -> list[str]:
     return lines
 
 
+def short_labels(labels: list[str]) -> tuple[str, list[str]]:
+    """(what every label shares, each one's rest): "M0 train onnxruntime/cpu fp32 ..." and its
+    kin shortened to "M0 train" and "onnxruntime/cpu fp32 ..."; a variant with the same rest in
+    a row of its family becomes a range ("M0-M5 train")."""
+    if len(labels) < 2:
+        return "", list(labels)
+    split = [label.split(" ") for label in labels]
+    width = min(map(len, split), default=0)
+    shared = [i for i in range(1, width) if len({words[i] for words in split}) == 1]
+    rests: dict[str, list[str]] = {}
+    for words in split:
+        rest = " ".join(w for i, w in enumerate(words) if i and i not in shared)
+        rests.setdefault(rest, []).append(words[0])
+    common = " ".join(split[0][i] for i in shared) if split else ""
+    return common, [f"{_variant_range(names)} {rest}".strip() for rest, names in rests.items()]
+
+
+def _variant_range(names: list[str]) -> str:
+    """"M0, M1, M2" -> "M0-M2" where the names are consecutive variants of one family."""
+    import re
+
+    parsed = [re.fullmatch(r"M(\d+)(E?)", name) for name in names]
+    if len(names) > 2 and all(parsed) and len({m.group(2) for m in parsed}) == 1:
+        numbers = [int(m.group(1)) for m in parsed]
+        if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            return f"{names[0]}-{names[-1]}"
+    return ",".join(names)
+
+
 def sweep_lines(sweep: dict) -> list[str]:
-    """How the rounds went: how many, why they stopped, and which cases did not converge."""
+    """How the sweep went: its rounds, why they stopped, where its time went, and (on one line)
+    which cases did not converge."""
     plan = sweep.get("plan") or {}
     why = {"converged": f"every case's 95% CI within +-{plan.get('target_ci', 0):.0%}",
-           "budget": f"the {plan.get('budget_s', 0):g} s budget was spent",
+           "budget": f"the {plan.get('budget_s', 0):g} s budget of rounds was spent",
+           "wall limit": f"the {plan.get('max_wall_s') or 0:g} s --max-wall limit",
            "interrupted": "interrupted"}.get(sweep.get("stopped", ""), "")
-    lines = [f"[dim]{sweep.get('rounds', 0)} rounds in {sweep.get('wall_s', 0):.0f} s, in a shuffled order per "
-             f"round (seed {plan.get('seed', 0)}); stopped: {why}[/]"] if sweep.get("rounds") else []
+    lines = []
+    if sweep.get("rounds"):
+        line = f"{sweep['rounds']} rounds in a shuffled order per round (seed {plan.get('seed', 0)}); stopped: {why}"
+        if "timed_s" in sweep:
+            wall = sweep.get("wall_s") or 0
+            share = sweep["timed_s"] / wall if wall else 0
+            line += (f". {wall:.0f} s in all: prepared in {sweep['prepare_s']:.0f} s (exports "
+                     f"{sweep['export_s']:.0f} s), measured {sweep['measure_s']:.0f} s, of it {sweep['timed_s']:.0f} s "
+                     f"of timed inferences ({share:.0%} of the wall clock)")
+        lines.append(f"[dim]{line}[/]")
     missed = sweep.get("not_converged") or []
     if missed:
-        lines.append(f"[yellow]not converged[/] ({len(missed)}): {escape(', '.join(missed))} (more --budget, a longer "
-                     "--block or a quieter machine)")
+        common, parts = short_labels(missed)
+        lines.append(f"[yellow]not converged[/] ({len(missed)}{', ' + escape(common) if common else ''}): "
+                     f"{escape('; '.join(parts))}: more --budget, a longer --block or a quieter machine")
     return lines

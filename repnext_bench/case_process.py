@@ -201,14 +201,13 @@ class CaseWorker:
                 "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
 
-    def block(self, untimed: bool = True) -> dict:
+    def block(self) -> dict:
         """One block: an untimed inference (the process has been idle while the others ran:
-        its caches and threads are cold) unless ``untimed`` is False, then ``block_n`` timed
-        ones (latency), or a full queue for ``block_s`` (throughput)."""
+        its caches and threads are cold; its first inference is slower than the rest), then
+        ``block_n`` timed ones (latency), or a full queue for ``block_s`` (throughput)."""
         session = self.loaded.session
         if self.case.mode == "latency":
-            if untimed:
-                session.run()
+            session.run()
             timer = session.device_timer
             plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=0, min_iters=self.block_n)
             before = len(timer.samples) if timer else 0

@@ -6,14 +6,20 @@ Building a model, running the reference, fusing and counting cost a restart more
 runtime session does (M5 at 224 px: about 1.4 s of 2.5 s). The first lifetime of a case (or the
 first run of it on this machine) makes them and keeps them in the cache, keyed by everything
 they depend on: variant, form, batch, resolution, seed, the random BatchNorm statistics, the
-checkpoint (its path, size and modification time), torch and this program's version. A later
+checkpoint (a hash of its contents), torch and this program's version, and a hash of the code
+the state comes from (the models package, lifecycle.py and this module). A state that cannot
+be read back (a torch upgrade, a damaged file) or whose weights no longer hash to what it says
+is made again. A later
 lifetime loads the saved model and reads the rest. The model is saved whole with
 ``torch.save`` and read back with ``weights_only=True``, allowing only the RepNeXt layer
 classes and the torch modules they are made of: a file in the cache cannot run code.
 """
 from __future__ import annotations
 
+import hashlib
+import shutil
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +40,30 @@ class CaseState:
 
 
 def checkpoint_identity(path: str | None) -> dict | None:
-    """A checkpoint as a key sees it: where it is, how big, when it last changed."""
+    """A checkpoint as a key sees it: the SHA-256 of its contents (another file of the same
+    size and modification time is another checkpoint)."""
     if not path:
         return None
-    found = Path(path).expanduser().resolve()
-    stat = found.stat()
-    return {"path": str(found), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    digest = hashlib.sha256()
+    with open(Path(path).expanduser(), "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest()}
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A hash of the code a state comes from (the models, how a case builds them, this module):
+    a change to the fusion or the layers is another state, whatever the version says."""
+    from . import models
+
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted([*Path(models.__file__).resolve().parent.glob("*.py"), here / "lifecycle.py",
+                        Path(__file__).resolve()]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def state_key(case, settings) -> dict:
@@ -48,7 +72,7 @@ def state_key(case, settings) -> dict:
     return {"variant": case.variant.upper(), "form": case.form, "batch": case.batch, "resolution": case.resolution,
             "seed": settings.seed, "randomize": settings.randomize,
             "checkpoint": checkpoint_identity(settings.checkpoint), "torch": torch.__version__,
-            "repnext_bench": __version__}
+            "repnext_bench": __version__, "code": code_digest()}
 
 
 def case_images(case, seed: int) -> np.ndarray:
@@ -94,12 +118,21 @@ def case_state(case, settings, cache, make) -> CaseState:
         return {"weights_sha256": made["weights"], "params": counts.params, "macs": counts.macs,
                 "per_module_macs": counts.per_module_macs}
 
-    artifact = cache.get_or_create("case", state_key(case, settings), MODEL_FILE, create)
+    key = state_key(case, settings)
+    artifact = cache.get_or_create("case", key, MODEL_FILE, create)
     images = case_images(case, settings.seed)
-    info = artifact.info
-    if made:
-        return CaseState(made["model"], images, made["expected"], made["counts"], made["weights"], False)
-    counts = Counts(info["params"], info["macs"], info.get("per_module_macs", {}))
-    expected = np.load(artifact.path.parent / EXPECTED_FILE)
-    return CaseState(load_model(artifact.path), images, expected, counts, info["weights_sha256"], True)
+    if not made:
+        info = artifact.info
+        try:
+            model = load_model(artifact.path)
+            expected = np.load(artifact.path.parent / EXPECTED_FILE)
+            intact = weights_hash(model) == info["weights_sha256"]
+        except Exception:  # noqa: BLE001 - refused, damaged or from another torch: made again below
+            intact = False
+        if intact:
+            counts = Counts(info["params"], info["macs"], info.get("per_module_macs", {}))
+            return CaseState(model, images, expected, counts, info["weights_sha256"], True)
+        shutil.rmtree(artifact.path.parent, ignore_errors=True)
+        cache.get_or_create("case", key, MODEL_FILE, create)
+    return CaseState(made["model"], images, made["expected"], made["counts"], made["weights"], False)
 

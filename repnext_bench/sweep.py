@@ -373,6 +373,11 @@ class Sweep:
             self.settings = replace(self.settings, cache_dir=scratch, use_cache=True)
         try:
             for batch, share in self._batches():
+                if self._past_wall_limit():  # the cases of the batches left are not started
+                    for run in (run for group in batch for run in group):
+                        run.fail("skipped", f"not measured: the sweep reached --max-wall {self.plan.max_wall_s:g} s")
+                    self.stops.append("wall limit")
+                    continue
                 self._measure(batch, self.plan.budget_s * share)
             self._serve()
             self._evaluate()
@@ -385,10 +390,17 @@ class Sweep:
                 if run.process:
                     run.process.stop()
                     run.process = None
-            self.save()
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                self.save()
+            finally:
+                if scratch:
+                    shutil.rmtree(scratch, ignore_errors=True)
         return self.report
+
+    def _past_wall_limit(self, upcoming: float = 0.0) -> bool:
+        """Whether ``upcoming`` more seconds would take the whole sweep past ``--max-wall``."""
+        limit = self.plan.max_wall_s
+        return bool(limit) and time.monotonic() - self.started + upcoming > limit
 
     def _serve(self) -> None:
         """The server-mode cases, one at a time, after the rounds (they measure a queue, not
@@ -462,7 +474,7 @@ class Sweep:
         self._start_lifetime(runs, 0)
         loads_s = time.monotonic() - began
         self.prepare_s += loads_s
-        self.on_event("prepared", cases=len(runs), seconds=self.prepare_s, exports=self.export_s())
+        self.on_event("prepared", cases=len(runs), seconds=loads_s, exports=self.export_s(runs))
         start, rounds, lifetime, stopped = time.monotonic(), 0, 0, ""
         # what the last restart and the last round took; before the first restart, the first
         # loads without their exports stand for it (a restart loads no more than they did)
@@ -472,11 +484,10 @@ class Sweep:
             while any(run.active for run in runs):
                 if (rounds and rounds % self.plan.restart_every == 0) or restart_now:
                     lifetime, restart_now = lifetime + 1, False
-                    began = time.monotonic()
+                    began, cases = time.monotonic(), sum(run.active for run in runs)
                     self._start_lifetime(runs, lifetime)
                     restart_s = time.monotonic() - began
-                    self.restarts.append({"cases": sum(run.active for run in runs), "seconds": restart_s,
-                                          "reused_state": self._reused})
+                    self.restarts.append({"cases": cases, "seconds": restart_s, "reused_state": self._reused})
                 began = time.monotonic()
                 self._round(groups, lifetime)
                 rounds += 1
@@ -485,10 +496,9 @@ class Sweep:
                 elapsed = time.monotonic() - start
                 # the next round, and the restart before it when one is due, must fit in the budget
                 upcoming = round_s + (restart_s if rounds % self.plan.restart_every == 0 else 0.0)
-                wall_limit = self.plan.max_wall_s
                 if rounds >= self.plan.min_rounds and all(run.converged(self.plan) for run in active):
                     stopped = "converged"
-                elif wall_limit and time.monotonic() - self.started + upcoming > wall_limit:
+                elif self._past_wall_limit(upcoming):
                     stopped = "wall limit"
                 elif elapsed + upcoming > budget_s and rounds >= MIN_ROUNDS_IN_BUDGET and self._has_min_iters(active):
                     if lifetime == 0 and self.plan.restart_every < self.plan.min_rounds:
@@ -498,7 +508,7 @@ class Sweep:
                 elif rounds >= MAX_ROUNDS:
                     stopped = "max rounds"
                 self.on_event("round", rounds=len(self.orders), elapsed=elapsed, budget=budget_s,
-                              measuring=self.measure_s + elapsed, preparing=self.prepare_s,
+                              measuring=elapsed, preparing=loads_s,
                               widest=max(active, key=CaseRun.spread, default=None))
                 if stopped:
                     break
@@ -550,7 +560,7 @@ class Sweep:
     def _start_lifetime(self, runs: list[CaseRun], lifetime: int) -> None:
         """End the running processes, then start and load a fresh one per active case. The first
         lifetime loads one case at a time: two loads at once would share the cores, and its cold
-        start is reported. A later one loads as many at once as there are cores, each reading
+        start is reported. A later one loads two at a time (one on one core), each reading
         what the first made (the export, the saved model, its reference output) and taking its
         block size: those loads are not reported, and the warm-up after them is not measured."""
         from .machine import usable_cores
@@ -558,7 +568,7 @@ class Sweep:
         self._end_lifetime(runs)
         self._reused = 0
         active = [run for run in runs if run.active]
-        at_once = 1 if lifetime == 0 else max(1, usable_cores())
+        at_once = 1 if lifetime == 0 else min(2, usable_cores())
         loading: list[CaseRun] = []
         for index, run in enumerate(active):
             self.on_event("load", case=run.case, index=index, total=len(active), lifetime=lifetime)

@@ -2,6 +2,7 @@
 form, reference output, counts, weights hash) made once and read back, restarts that load
 only the session, the budget counting rounds and restarts but not the first loads, the hard
 wall limit, the sweep's time accounts, and the one-line summaries."""
+import os
 import pickle
 
 import numpy as np
@@ -56,16 +57,19 @@ def test_the_state_key_follows_what_the_state_depends_on(tmp_path):
     checkpoint = tmp_path / "weights.pth"
     checkpoint.write_bytes(b"one")
     first = state_key(case, Settings(PLAN, checkpoint=str(checkpoint)))
-    checkpoint.write_bytes(b"other")  # another size: another checkpoint
+    stat = checkpoint.stat()
+    checkpoint.write_bytes(b"two")  # the same size and, restored, the same time: still another checkpoint
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert first != base and state_key(case, Settings(PLAN, checkpoint=str(checkpoint))) != first
 
 
-def test_a_saved_model_that_would_run_code_is_refused(tmp_path):
+def test_a_saved_model_that_would_run_code_is_refused_and_made_again(tmp_path, capsys):
     """The saved model is read with weights_only: a pickle that calls anything but the model's
-    own classes does not load."""
+    own classes does not load, and the case makes its state again (so does one whose weights
+    no longer match their hash)."""
     case = Case("M0", "fused", "torch", "cpu", "fp32", 1, 64, 1, "latency")
     cache = ExportCache(tmp_path)
-    build_case_model(case, Settings(PLAN), cache)
+    made = build_case_model(case, Settings(PLAN), cache)
     (path,) = tmp_path.glob(f"case/*/{MODEL_FILE}")
 
     class Payload:
@@ -75,8 +79,19 @@ def test_a_saved_model_that_would_run_code_is_refused(tmp_path):
     torch.save({"model": Payload()}, path)
     with pytest.raises(pickle.UnpicklingError):
         load_model(path)
-    with pytest.raises(pickle.UnpicklingError):  # nor does the case that finds it in the cache
-        case_state(case, Settings(PLAN), cache, lambda: pytest.fail("the cache had it"))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return made.model, made.expected, made.counts
+
+    again = case_state(case, Settings(PLAN), cache, make)
+    assert calls == [1] and not again.reused and "this ran" not in capsys.readouterr().out
+    assert case_state(case, Settings(PLAN), cache, make).reused and calls == [1]  # kept again, read again
+    with torch.no_grad():
+        next(made.model.parameters()).add_(1.0)
+    torch.save(made.model, path)  # loads, but is not the model its hash names
+    assert not case_state(case, Settings(PLAN), cache, make).reused and calls == [1, 1]
 
 
 def test_block_size_comes_from_the_second_half_of_the_warm_up():
@@ -137,6 +152,20 @@ def test_max_wall_stops_the_whole_sweep_loads_included(slow_loads):
     assert walled["prepare_s"] >= 2.0 and walled["wall_s"] < 3.0 + 2.0  # a 60 s budget did not keep it going
 
 
+def test_max_wall_leaves_the_batches_it_cannot_start_skipped(tmp_path, monkeypatch):
+    """Two live cases at most: M0's forms (loads made a second slower) use up the wall limit,
+    so M1's batch is not started and its cases say why."""
+    monkeypatch.setenv(FAULT_ENV, "slow@M0")
+    plan = RoundsPlan(block_s=0.005, min_rounds=1, restart_every=1000, target_ci=1e-9, budget_s=60,
+                      min_duration_s=0, min_iters=1, max_live=2, max_wall_s=1.5)
+    report = {"results": []}
+    run_sweep(torch_cases(["M0", "M1"]), Settings(PLAN, cache_dir=str(tmp_path)), plan, 120, report)
+    status = {(r["case"]["variant"], r["case"]["form"]): (r["status"], r.get("error")) for r in report["results"]}
+    assert report["sweep"]["stopped"] == "wall limit" and report["sweep"]["rounds"] == 1
+    assert status[("M0", "train")][0] == status[("M0", "fused")][0] == "ok"
+    assert status[("M1", "fused")] == ("skipped", "not measured: the sweep reached --max-wall 1.5 s")
+
+
 def test_a_restart_reads_each_case_state_and_no_cache_leaves_nothing(tmp_path, monkeypatch):
     """--no-cache: one scratch cache for the sweep's lifetimes (the restart reads the state the
     first lifetime saved), removed at the end; nothing in the user's cache."""
@@ -145,6 +174,9 @@ def test_a_restart_reads_each_case_state_and_no_cache_leaves_nothing(tmp_path, m
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    from repnext_bench.export import CACHE_ENV
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
     plan = RoundsPlan(block_s=0.005, min_rounds=2, restart_every=1, target_ci=10.0, budget_s=60, min_duration_s=0,
                       min_iters=1)

@@ -216,7 +216,7 @@ def test_a_device_the_backend_lacks_here_is_unavailable_with_the_install_line(tm
     (["--target-ci", "lots"], "--target-ci 'lots' is not a percentage"),
     (["--block", "0"], "--block, --target-ci, --budget and --max-wall must be > 0"),
     (["--budget", "-5"], "--block, --target-ci, --budget and --max-wall must be > 0"),
-    (["--max-wall", "0"], "(got --block 0.12, --target-ci 5%, --budget 45, --max-wall 0.0,"),
+    (["--max-wall", "0"], "(got --block 0.12, --target-ci 5%, --budget 45, --max-wall 0,"),
     (["--restart-every", "0"], "--min-rounds and --restart-every >= 1"),
     (["--checkpoint", "/nonexistent.pth", "--variants", "m0"], "no checkpoint file at /nonexistent.pth"),
     (["--checkpoint", "/nonexistent.pth"], "select exactly one variant, not 6"),

@@ -115,7 +115,7 @@ if has "import onnxruntime, sys; sys.exit('CUDAExecutionProvider' not in onnxrun
   verify_on verify-onnxruntime-gpu -b onnxruntime -d cuda,tensorrt -p fp32
 fi
 sweep=(run -v "$variants" -f train,fused -b cuda -p fp32,fp16,bf16 -r "$resolution" --budget "$budget"
-       --cache-dir "$out/cache")
+       --max-wall $(( step_limit > 60 ? step_limit - 30 : step_limit / 2 + 1 )) --cache-dir "$out/cache")
 step run-cuda "run-cuda.json" "$python" -m repnext_bench "${sweep[@]}" -o "$out/run-cuda.json"
 step run-cuda-graphs "run-cuda-graphs.json" "$python" -m repnext_bench "${sweep[@]}" --cuda-graphs -o "$out/run-cuda-graphs.json"
 # what every GPU case came to: a case that was unavailable or failed fails the check (where a

@@ -194,7 +194,7 @@ def rounds_plan_from(block: float, min_rounds: int, target_ci: str, budget: floa
     except ValueError:
         raise UsageProblem("--block, --target-ci, --budget and --max-wall must be > 0, --min-rounds and "
                            f"--restart-every >= 1 (got --block {block:g}, --target-ci {target_ci}, "
-                           f"--budget {budget:g}, --max-wall {max_wall if max_wall is not None else 'none'}, "
+                           f"--budget {budget:g}, --max-wall {'none' if max_wall is None else format(max_wall, 'g')}, "
                            f"--min-rounds {min_rounds}, "
                            f"--restart-every {restart_every})") from None
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
+
 from .models import FORMS, RepNeXt, Variant, convert
 from .models.counting import count
 
@@ -35,8 +37,10 @@ def matches_paper(variant: Variant, params: int, macs: int) -> bool:
 
 
 def form_counts(variant: Variant, resolution: int = PAPER_RESOLUTION) -> dict[str, FormCounts]:
-    """Params and MACs of every form of ``variant`` (1000 classes) at ``resolution``."""
-    model = RepNeXt(variant).eval()
+    """Params and MACs of every form of ``variant`` (1000 classes) at ``resolution``, counted on
+    the meta device: shapes only, so no weights are initialised and no arithmetic is done."""
+    with torch.device("meta"):
+        model = RepNeXt(variant).eval()
     result = {}
     for form in FORMS:
         model = convert(model, form, inplace=True)

@@ -106,7 +106,7 @@ def test_gate_flow_between_two_virtual_environments(tmp_path):
                    ALLOW_INCONCLUSIVE="1")
     env.pop("GITHUB_STEP_SUMMARY", None)
     result = subprocess.run(["bash", str(EXAMPLES / "ci" / "gate.sh"), str(baseline), str(ROOT), "--variants", "m0",
-                             "--resolution", "64", "--pairs", "6", "--rounds", "2", "--block", "0.02"],
+                             "--resolution", "64", "--pairs", "4", "--rounds", "1", "--block", "0.02"],
                             capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode in (0, 1), result.stdout + result.stderr  # inconclusive is allowed: exit 0
     record = json.loads((work / "gate.json").read_text())["results"][0]

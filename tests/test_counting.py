@@ -5,7 +5,7 @@ from torch import nn
 
 import repnext_bench
 from repnext_bench.catalog import form_counts, matches_paper
-from repnext_bench.models import all_variants
+from repnext_bench.models import FORMS, RepNeXt, all_variants, convert
 from repnext_bench.models.counting import count
 
 VARIANTS = {v.name: v for v in all_variants()}
@@ -23,6 +23,18 @@ def test_fused_counts_match_the_paper_at_its_rounding(counts, name):
     assert f"{fused.params / 1e6:.1f}" == f"{paper.params_m:.1f}"
     assert f"{fused.macs / 1e9:.1f}" == f"{paper.macs_g:.1f}"
     assert fused.matches_paper is True
+
+
+@pytest.mark.parametrize("name", ["M0", "M0E"])
+def test_the_meta_device_counts_what_a_model_with_weights_counts(counts, name):
+    """``form_counts`` counts shapes on the meta device; a model with real weights, converted
+    form by form, has the same parameters and MACs (and its weights are real numbers)."""
+    model = RepNeXt(VARIANTS[name]).eval()
+    for form in FORMS:
+        model = convert(model, form, inplace=True)
+        real = count(model, 224)
+        assert next(model.parameters()).device.type == "cpu" and counts[name][form].params > 0
+        assert (real.params, real.macs) == (counts[name][form].params, counts[name][form].macs)
 
 
 def test_m1e_paper_figure_is_that_of_the_official_form(counts):

@@ -203,13 +203,13 @@ def test_int8_runs_int8_layers_read_back_from_the_runtime(backend_name, shared_c
     exercised(f"{backend_name} int8", f"{layers['int8']} int8 layers")
 
 
-def test_the_quantized_artifact_is_cached_by_its_calibration(tmp_path):
+def test_the_quantized_artifact_is_cached_by_its_calibration(tmp_path, shared_cache):
     write_images(tmp_path / "cal", 4)
-    first = _prepared("onnxruntime", tmp_path / "cache")[0].artifact
-    again = _prepared("onnxruntime", tmp_path / "cache")[0].artifact
-    folder = _prepared("onnxruntime", tmp_path / "cache", qi.CalibrationSet(str(tmp_path / "cal"), 4))[0].artifact
-    assert again.cache_hit and again.key == first.key and not first.cache_hit
-    assert folder.key != first.key and folder.info["calibration"]["source"] == "folder"
+    first = _prepared("onnxruntime", shared_cache)[0].artifact  # made here or by an earlier test
+    again = _prepared("onnxruntime", shared_cache)[0].artifact
+    folder = _prepared("onnxruntime", shared_cache, qi.CalibrationSet(str(tmp_path / "cal"), 4))[0].artifact
+    assert again.cache_hit and again.key == first.key and again.path == first.path
+    assert not folder.cache_hit and folder.key != first.key and folder.info["calibration"]["source"] == "folder"
 
 
 def test_torch_does_not_run_int8_and_says_so():
@@ -317,16 +317,17 @@ def test_profile_shows_int8_and_float_nodes_per_component(tmp_path, capsys, shar
     assert profile["quantization"]["layers"]["int8"] > 0 and profile["parity"]["inputs"] == "synthetic"
 
 
-def test_export_writes_quantized_onnx_and_ir_with_their_calibration(tmp_path):
+def test_export_writes_quantized_onnx_and_ir_with_their_calibration(int8_run, tmp_path):
+    """The run's quantizations of M0 fused on its calibration folder, exported from its cache."""
     import onnx
 
-    write_images(tmp_path / "cal", 3)
+    folder = int8_run[-1].parent
     out = tmp_path / "out"
     assert main(["export", "--format", "onnx,openvino", "-p", "int8", "-r", "64", "-o", str(out),
-                 "--calibration", str(tmp_path / "cal"), "--cache-dir", str(tmp_path / "cache")]) == 0
+                 "--calibration", str(folder / "cal"), "--cache-dir", str(folder / "cache")]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     onnx_record, ir_record = manifest["artifacts"]
-    assert onnx_record["calibration"]["source"] == "folder" and onnx_record["calibration"]["size"] == 3
+    assert onnx_record["calibration"]["source"] == "folder" and onnx_record["calibration"]["size"] == 6
     assert ir_record["fake_quantize_ops"] > 0 and ir_record["versions"]["nncf"]
     ops = {node.op_type for node in onnx.load(str(out / onnx_record["files"][0])).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -13,11 +13,15 @@ import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Literal, Union
 
 from .cases import Case
 
 STATUSES = ("ok", "failed", "skipped", "unavailable")
+StopReason = Literal["interrupted", "wall limit", "budget", "max rounds", "converged"]
+# why a sweep's rounds stopped, the first that any of its batches met taking precedence
+STOP_REASONS: tuple[StopReason, ...] = typing.get_args(StopReason)
+MAX_ROUNDS = 500  # the most rounds a sweep runs, converged or not
 
 
 class RecordError(ValueError):

@@ -32,6 +32,8 @@ from .cases import Case
 from .lifecycle import Settings
 from .measure.rounds import paired_ratio, rounds_ci, summarize_rounds
 from .records import (
+    MAX_ROUNDS,
+    STOP_REASONS,
     Accuracy,
     ArtifactRecord,
     ColdStart,
@@ -51,7 +53,6 @@ from .records import (
 from .report.schema import write_report
 from .serving import ServerPlan
 
-MAX_ROUNDS = 500
 BUDGET_COUNTS = "rounds and restarts"  # not the exports, quantization and first loads before them
 MIN_ROUNDS_IN_BUDGET = 2  # a CI and a paired speedup need two rounds, whatever the budget
 CASE_MEMORY_MB = 700  # a generous resident set per live case (M5 train on the CPU peaks near 700 MB)
@@ -342,8 +343,7 @@ class Sweep:
         mark_best_streams(results)
         self.report["results"] = [result.to_dict() for result in results]
         reasons = set(self.stops)
-        ranked = ("interrupted", "wall limit", "budget", "max rounds")
-        stopped = next((reason for reason in ranked if reason in reasons), "converged" if reasons else "")
+        stopped = next((reason for reason in STOP_REASONS if reason in reasons), "")
         self.report["sweep"].update(finished=len(results), rounds=len(self.orders), orders=self.orders,
                                     stopped=stopped, batches=len(self.stops), wall_s=time.monotonic() - self.started,
                                     prepare_s=self.prepare_s, export_s=self.export_s(), measure_s=self.measure_s,

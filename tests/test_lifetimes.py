@@ -209,6 +209,25 @@ def test_the_summary_names_what_did_not_converge_on_one_short_line():
     assert "prepared in 12 s" in " ".join(text) and "26 s of timed inferences (45% of the wall clock)" in " ".join(text)
 
 
+def test_every_stop_reason_prints_and_the_schema_holds_each():
+    import json
+
+    from repnext_bench.records import STOP_REASONS
+    from repnext_bench.report.results import sweep_lines
+    from repnext_bench.report.schema import SCHEMA_PATH
+
+    plan = {"budget_s": 45, "max_wall_s": 120, "target_ci": 0.02, "seed": 0}
+    said = {}
+    for reason in STOP_REASONS:
+        (line,) = sweep_lines({"rounds": 3, "stopped": reason, "plan": plan})
+        said[reason] = line.split("stopped: ", 1)[1].removesuffix("[/]")
+    assert said["max rounds"].startswith("the most rounds a sweep runs (500)") and "45 s budget" in said["budget"]
+    assert "120 s --max-wall" in said["wall limit"] and len(set(said.values())) == len(STOP_REASONS)
+    assert all(said.values())
+    schema = json.loads(SCHEMA_PATH.read_text())["$defs"]["sweep"]["properties"]["stopped"]
+    assert set(schema["enum"]) == {*STOP_REASONS, "", None}
+
+
 def test_the_live_line_shows_rounds_measuring_and_preparing():
     from repnext_bench.cli.progress import _round_line
 

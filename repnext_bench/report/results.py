@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..measure.rounds import unpaired_ratio
-from ..records import ArtifactRecord, Ratio, Result, ServerRecord, as_result
+from ..records import MAX_ROUNDS, ArtifactRecord, Ratio, Result, ServerRecord, as_result
 
 NO_CLEAR_DIFFERENCE = "no clear difference"  # what a ratio whose 95% CI includes 1.0 says instead of a number
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unavailable": "dim"}
@@ -263,14 +263,22 @@ def _variant_range(names: list[str]) -> str:
     return ",".join(names)
 
 
+def stop_reason(stopped: str, plan: dict) -> str:
+    """Why the rounds stopped, in words, for each of STOP_REASONS (a reason this version does
+    not know, from a newer report, as it is written)."""
+    return {"converged": f"every case's 95% CI within +-{plan.get('target_ci', 0):.0%}",
+            "budget": f"the {plan.get('budget_s', 0):g} s budget of rounds was spent",
+            "wall limit": f"the {plan.get('max_wall_s') or 0:g} s --max-wall limit",
+            "max rounds": f"the most rounds a sweep runs ({MAX_ROUNDS}), before every case's CI was within "
+                          f"+-{plan.get('target_ci', 0):.0%}",
+            "interrupted": "interrupted"}.get(stopped, stopped or "not recorded")
+
+
 def sweep_lines(sweep: dict) -> list[str]:
     """How the sweep went: its rounds, why they stopped, where its time went, and (on one line)
     which cases did not converge."""
     plan = sweep.get("plan") or {}
-    why = {"converged": f"every case's 95% CI within +-{plan.get('target_ci', 0):.0%}",
-           "budget": f"the {plan.get('budget_s', 0):g} s budget of rounds was spent",
-           "wall limit": f"the {plan.get('max_wall_s') or 0:g} s --max-wall limit",
-           "interrupted": "interrupted"}.get(sweep.get("stopped", ""), "")
+    why = stop_reason(sweep.get("stopped") or "", plan)
     lines = []
     if sweep.get("rounds"):
         line = f"{sweep['rounds']} rounds in a shuffled order per round (seed {plan.get('seed', 0)}); stopped: {why}"

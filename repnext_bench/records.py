@@ -22,6 +22,7 @@ StopReason = Literal["interrupted", "wall limit", "budget", "max rounds", "conve
 # why a sweep's rounds stopped, the first that any of its batches met taking precedence
 STOP_REASONS: tuple[StopReason, ...] = typing.get_args(StopReason)
 MAX_ROUNDS = 500  # the most rounds a sweep runs, converged or not
+EXPORT_INCLUDED = ", export included"  # a peak's scope when every process of the case exported first
 
 
 class RecordError(ValueError):

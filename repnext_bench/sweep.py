@@ -30,8 +30,10 @@ from .backends import availability, case_problem
 from .case_process import CaseDied, CaseProcess, process_context, run_once
 from .cases import Case
 from .lifecycle import Settings
-from .measure.rounds import paired_ratio, rounds_ci, summarize_rounds
+from .measure.ratios import paired_ratio
+from .measure.rounds import rounds_ci, summarize_rounds
 from .records import (
+    EXPORT_INCLUDED,
     MAX_ROUNDS,
     STOP_REASONS,
     Accuracy,
@@ -211,7 +213,6 @@ class CaseRun:
 
 
 NOT_EVALUATED = "bound input"  # an INT8 result's parity inputs when its evaluation did not run
-EXPORT_INCLUDED = ", export included"  # the peak's scope when every process of the case exported first
 
 
 def with_evaluation(result: Result, reply: dict | None) -> None:

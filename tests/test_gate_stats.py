@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from repnext_bench.gate.stats import Thresholds, mann_whitney_p, paired_change, unpaired_change, verdict
+from repnext_bench.gate.stats import Thresholds, verdict
+from repnext_bench.measure.ratios import mann_whitney_p, paired_change, unpaired_change
 
 
 def synthetic_pairs(shift: float, noise: float, pairs: int = 50, seed: int = 0, round_noise: float = 0.0,

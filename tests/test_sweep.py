@@ -9,7 +9,8 @@ import pytest
 from repnext_bench.case_process import CaseProcess
 from repnext_bench.cases import Case, expand
 from repnext_bench.lifecycle import Settings
-from repnext_bench.measure.rounds import paired_ratio, summarize_rounds
+from repnext_bench.measure.ratios import paired_ratio
+from repnext_bench.measure.rounds import summarize_rounds
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.report.results import NO_CLEAR_DIFFERENCE, ratio_text
 from repnext_bench.sweep import CaseRun, RoundsPlan, Sweep, fused_speedups, run_sweep
@@ -120,7 +121,7 @@ def test_a_case_that_fails_after_some_blocks_is_no_result():
 
 def test_unpaired_ratio_knows_rounds_differ():
     """Samples of two sweeps whose rounds drift: resampling rounds gives the honest, wider CI."""
-    from repnext_bench.measure.rounds import unpaired_ratio
+    from repnext_bench.measure.ratios import unpaired_ratio
 
     rng = np.random.default_rng(2)
     offsets_a, offsets_b = rng.normal(0, 0.05, 6), rng.normal(0, 0.05, 6)

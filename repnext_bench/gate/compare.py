@@ -7,8 +7,9 @@ environments are listed, since they explain many "regressions".
 """
 from __future__ import annotations
 
+from ..measure.ratios import unpaired_change
 from ..records import read_results
-from .stats import Thresholds, unpaired_change, verdict
+from .stats import Thresholds, verdict
 
 _ENVIRONMENT_KEYS = (("cpu", "model"), ("cpu", "logical_cores"), ("cpu", "usable_cores"), ("memory_gib",), ("os",),
                      ("python",), ("hostname",))

@@ -1,7 +1,7 @@
 """The paired, interleaved A/B gate: two long-lived arm processes (baseline and candidate)
 take turns, in random AB/BA order, over several rounds with fresh processes, each sample a
 block of inferences calibrated to a fixed duration. The verdict stands on the paired
-log-ratios (see stats.py)."""
+log-ratios (see measure/ratios.py)."""
 from __future__ import annotations
 
 import json
@@ -13,11 +13,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from statistics import median
 
 from ..cases import Case
 from ..lifecycle import Settings
+from ..measure.ratios import paired_change
 from .arm import PROTOCOL
-from .stats import Thresholds, paired_change, verdict
+from .stats import Thresholds, verdict
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -188,12 +190,6 @@ def run_gate(baseline: ArmSpec, candidate: ArmSpec, plan: GatePlan,
         arms_info[name]["inferences_per_sample"] = n
     return {"kind": "gate", "baseline": arms_info["baseline"], "candidate": arms_info["candidate"],
             "plan": plan.to_dict(), "pairs": pairs, "estimate": estimate.to_dict(), "verdict": outcome, "why": why,
-            "baseline_ms": _median([p["baseline_ms"] for p in pairs]),
-            "candidate_ms": _median([p["candidate_ms"] for p in pairs]),
+            "baseline_ms": median([p["baseline_ms"] for p in pairs]),
+            "candidate_ms": median([p["candidate_ms"] for p in pairs]),
             "duration_s": time.monotonic() - started}
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from ..measure.rounds import unpaired_ratio
+from ..measure.ratios import unpaired_ratio
 from ..models import get_variant
 from ..records import Result, read_results
 from ..verify import TOLERANCES

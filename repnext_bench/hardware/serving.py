@@ -79,7 +79,7 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
 def _best(points: list[dict]) -> str:
     """The point with the most images/s, and its lead over the next with a 95% CI from the
     blocks of both (or no clear difference)."""
-    from ..measure.rounds import unpaired_ratio
+    from ..measure.ratios import unpaired_ratio
     from ..report.results import ratio_text
 
     ranked = sorted(points, key=lambda r: -r["throughput_ips"])

@@ -7,8 +7,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ..measure.rounds import unpaired_ratio
-from ..records import MAX_ROUNDS, ArtifactRecord, Ratio, Result, ServerRecord, as_result
+from ..measure.ratios import unpaired_ratio
+from ..records import EXPORT_INCLUDED, MAX_ROUNDS, ArtifactRecord, Ratio, Result, ServerRecord, as_result
 
 NO_CLEAR_DIFFERENCE = "no clear difference"  # what a ratio whose 95% CI includes 1.0 says instead of a number
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unavailable": "dim"}
@@ -33,7 +33,7 @@ def format_ms(value: float | None) -> str:
 
 def export_in_peak(result: Result) -> bool:
     scope = result.memory.peak_scope if result.memory else None
-    return bool(scope) and scope.endswith(", export included")
+    return bool(scope) and scope.endswith(EXPORT_INCLUDED)
 
 
 def synthetic_calibration(result: Result) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from .cases import Case
 from .measure.memory import current_rss_mb, reset_peak
 from .measure.timing import TimingPlan
-from .quant.images import DEFAULT_CALIBRATION_SIZE
+from .quant import DEFAULT_CALIBRATION_SIZE
 
 # test hook: segfault, hang, slow, oom, killed, error or corrupt, each optionally @VARIANT
 FAULT_ENV = "REPNEXT_BENCH_FAULT"

@@ -30,11 +30,16 @@ class ServerPlan:
     max_trials: int = 12
 
     def __post_init__(self) -> None:
+        """The one check of a server plan, from the command line or the API: a ValueError whose
+        text is the usage line."""
         if (self.qps is None) == (self.p99_ms is None):
-            raise ValueError("a rate (--qps) or a latency bound (--p99), one of them")
-        if (self.qps is not None and self.qps <= 0) or (self.p99_ms is not None and self.p99_ms <= 0) \
-                or self.requests < 100:
-            raise ValueError("--qps and --p99 above 0, --requests at least 100")
+            raise ValueError("--mode server takes a rate (--qps 200) or a latency bound (--p99 10ms), one of them")
+        if self.qps is not None and not 0 < self.qps < float("inf"):
+            raise ValueError(f"--qps {self.qps:g} is not valid: use a finite rate above 0 (requests per second)")
+        if self.p99_ms is not None and not 0 < self.p99_ms < float("inf"):
+            raise ValueError(f"--p99 {self.p99_ms:g} ms is not valid: use a finite bound above 0 (e.g. 10ms)")
+        if self.requests < 100:
+            raise ValueError(f"--requests {self.requests} is not valid: use at least 100 (a p99 rests on 1 in 100)")
 
     def to_dict(self) -> dict:
         return asdict(self)

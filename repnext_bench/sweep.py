@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from .cases import Case
 from .lifecycle import Settings
 from .measure.ratios import paired_ratio
 from .measure.rounds import rounds_ci, summarize_rounds
+from .measure.timing import RoundsPlan
 from .records import (
     EXPORT_INCLUDED,
     MAX_ROUNDS,
@@ -58,30 +59,6 @@ from .serving import ServerPlan
 BUDGET_COUNTS = "rounds and restarts"  # not the exports, quantization and first loads before them
 MIN_ROUNDS_IN_BUDGET = 2  # a CI and a paired speedup need two rounds, whatever the budget
 CASE_MEMORY_MB = 700  # a generous resident set per live case (M5 train on the CPU peaks near 700 MB)
-
-
-@dataclass(frozen=True)
-class RoundsPlan:
-    block_s: float = 0.12  # seconds of inferences in one block (at least one inference)
-    min_rounds: int = 16
-    restart_every: int = 8  # rounds per process lifetime
-    target_ci: float = 0.05  # stop when every case's CI half-width is within 5% of its median
-    budget_s: float = 45.0  # ... or before the rounds and restarts would take longer; 2 rounds at least
-    max_wall_s: float | None = None  # ... or before the whole sweep (first loads included) would take longer
-    min_duration_s: float = 1.0  # per case: at least this much measured time in all
-    min_iters: int = 10  # per case: at least this many inferences in all
-    seed: int = 0
-    max_live: int | None = None  # cases alive at once (default: what the memory allows)
-
-    def __post_init__(self) -> None:
-        if self.block_s <= 0 or self.min_rounds < 1 or self.restart_every < 1 or self.target_ci <= 0 \
-                or self.budget_s <= 0 or self.min_duration_s < 0 or self.min_iters < 1 \
-                or (self.max_wall_s is not None and self.max_wall_s <= 0):
-            raise ValueError("block > 0, min rounds >= 1, restart every >= 1 round, target CI > 0, budget > 0, "
-                             "duration >= 0 and min iters >= 1")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def case_record(case: Case, status: str, error: str | None) -> Result:

@@ -230,6 +230,16 @@ def test_bad_options_are_one_line_and_exit_2(capsys, args, message):
     assert "Traceback" not in captured.err + captured.out
 
 
+def test_a_rounds_plan_refuses_from_the_api_in_the_words_of_the_command_line(capsys):
+    from repnext_bench.measure.timing import RoundsPlan
+
+    with pytest.raises(ValueError) as refused:
+        RoundsPlan(restart_every=0, max_wall_s=30.0)
+    assert main(["run", "--restart-every", "0", "--max-wall", "30"]) == 2
+    assert capsys.readouterr().err.strip().endswith(str(refused.value))
+    assert "--restart-every 0" in str(refused.value) and "--max-wall 30" in str(refused.value)
+
+
 def test_backends_and_env_commands(capsys):
     assert main(["backends", "--json"]) == 0
     infos = {b["name"]: b for b in json.loads(capsys.readouterr().out)}

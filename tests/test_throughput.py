@@ -189,6 +189,20 @@ def test_bad_mode_options_are_one_line(capsys, args, message):
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("plan,args", [
+    ({"qps": 5.0, "requests": 50}, ["--qps", "5", "--requests", "50"]),
+    ({"qps": 5.0, "p99_ms": 10.0}, ["--qps", "5", "--p99", "10ms"]),
+    ({"qps": float("inf")}, ["--qps", "inf"]),
+])
+def test_a_server_plan_refuses_from_the_api_in_the_words_of_the_command_line(capsys, plan, args):
+    from repnext_bench.serving import ServerPlan
+
+    with pytest.raises(ValueError) as refused:
+        ServerPlan(**plan)
+    assert main(["run", "-v", "m0", "--mode", "server", *args]) == 2
+    assert capsys.readouterr().err.strip().endswith(str(refused.value))
+
+
 
 
 def test_the_hardware_report_draws_streams_and_p99_and_answers_for_a_bound(grid_path, served, tmp_path, capsys):

@@ -9,6 +9,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from ..quant import DEFAULT_CALIBRATION_SIZE
 from . import options as o
 from . import validators as v
 from .common import ClickException, UsageProblem, check_checkpoint, check_writable, console, err_console, settings_from
@@ -20,7 +21,7 @@ def export(
     coreml_format: o.CoremlFormat = "mlprogram", coreml_weights: o.CoremlWeights = None,
     checkpoint: o.Checkpoint = None, opset: o.Opset = 17,
     seed: o.Seed = 0, cache_dir: o.CacheDir = None, calibration: o.Calibration = None,
-    calibration_size: o.CalibrationSize = 128,
+    calibration_size: o.CalibrationSize = DEFAULT_CALIBRATION_SIZE,
 ) -> None:
     """Write the models as ONNX, OpenVINO IR, Core ML or TensorRT files, with a manifest.json
     that says what each file is (input, precision, size, SHA-256, weights, versions).

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..quant import DEFAULT_CALIBRATION_SIZE
 from . import options as o
 from . import validators as v
 from .common import UsageProblem, check_writable, command_line, console, default_output, err_console, settings_from
@@ -42,7 +43,7 @@ def gate(
     pairs: Pairs = 50, rounds: Rounds = 5, block: o.Block = 0.1,
     fail_above: FailAbove = "3", ci_above: CiAbove = "2", pass_below: PassBelow = "5", seed: o.Seed = 0,
     output: o.Output = None, markdown_path: o.Markdown = None, as_json: o.Json = False,
-    calibration: o.Calibration = None, calibration_size: o.CalibrationSize = 128,
+    calibration: o.Calibration = None, calibration_size: o.CalibrationSize = DEFAULT_CALIBRATION_SIZE,
 ) -> None:
     """Paired, interleaved A/B timing of a baseline and a candidate in one job, with a verdict.
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..quant import DEFAULT_CALIBRATION_SIZE
 from . import options as o
 from . import validators as v
 from .common import check_checkpoint, check_writable, command_line, console, default_output, err_console, settings_from
@@ -30,7 +31,7 @@ def profile(
     as_json: o.Json = False, output: o.Output = None, trace: Trace = None, checkpoint: o.Checkpoint = None,
     cache_dir: o.CacheDir = None, no_cache: o.NoCache = False, opset: o.Opset = 17,
     case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0, calibration: o.Calibration = None,
-    calibration_size: o.CalibrationSize = 128,
+    calibration_size: o.CalibrationSize = DEFAULT_CALIBRATION_SIZE,
 ) -> None:
     """Where the time goes, node by node, placed in RepNeXt's stages, blocks and mixers.
 

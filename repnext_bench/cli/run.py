@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ..measure.timing import SWEEP_WARMUP_S, RoundsPlan
+from ..quant import DEFAULT_CALIBRATION_SIZE
 from . import backend_options
 from . import options as o
 from . import validators as v
@@ -21,6 +23,7 @@ from .common import (
 )
 
 REPORT_FORMATS = ("repnext", "pytest-benchmark")
+PLAN = RoundsPlan()  # the options' defaults
 
 Mode = Annotated[str, typer.Option("--mode", "-m", help="latency (one request in flight), throughput (--streams "
                                     "requests in flight, kept full) or server (Poisson arrivals: --qps or --p99).")]
@@ -88,9 +91,10 @@ def run(
     forms: o.Forms = "train,fused", batch: o.Batch = "1", resolution: o.Resolution = "224", threads: o.Threads = "",
     precision: o.Precision = "fp32", mode: Mode = "latency", streams: Streams = "auto", qps: Qps = None,
     p99: P99 = None, requests: Requests = 1000,
-    duration: o.Duration = 1.0, min_iters: MinIters = 10, warmup: Warmup = 0.1, block: o.Block = 0.12,
-    min_rounds: MinRounds = 16, target_ci: TargetCi = "5%", budget: Budget = 45.0, restart_every: RestartEvery = 8,
-    max_wall: MaxWall = None,
+    duration: o.Duration = PLAN.min_duration_s, min_iters: MinIters = PLAN.min_iters,
+    warmup: Warmup = SWEEP_WARMUP_S, block: o.Block = PLAN.block_s, min_rounds: MinRounds = PLAN.min_rounds,
+    target_ci: TargetCi = f"{PLAN.target_ci:.0%}", budget: Budget = PLAN.budget_s,
+    restart_every: RestartEvery = PLAN.restart_every, max_wall: MaxWall = PLAN.max_wall_s,
     checkpoint: o.Checkpoint = None, output: o.Output = None, as_json: o.Json = False,
     report_format: o.Format = "repnext", quiet: Quiet = False,
     cache_dir: o.CacheDir = None, no_cache: o.NoCache = False, opset: o.Opset = 17,
@@ -98,7 +102,8 @@ def run(
     cuda_graphs: CudaGraphs = False, coreml_format: o.CoremlFormat = "mlprogram",
     coreml_weights: o.CoremlWeights = None,
     case_timeout: o.CaseTimeout = 600.0, seed: o.Seed = 0, calibration: o.Calibration = None,
-    calibration_size: o.CalibrationSize = 128, eval_dir: o.Eval = None, eval_size: o.EvalSize = None,
+    calibration_size: o.CalibrationSize = DEFAULT_CALIBRATION_SIZE, eval_dir: o.Eval = None,
+    eval_size: o.EvalSize = None,
     class_map: o.ClassMap = None,
 ) -> None:
     """Measure latency, throughput, memory, cold start and output parity of a sweep of cases."""
@@ -160,14 +165,11 @@ def _mode_plan(ctx: typer.Context, axes: Axes, streams: str, qps: float | None, 
                            "needs a thread of its own")
     if "server" not in modes:
         return stream_list, None
-    if (qps is None) == (p99 is None):
-        raise UsageProblem("--mode server takes a rate (--qps 200) or a latency bound (--p99 10ms), one of them")
-    if qps is not None and not 0 < qps < float("inf"):
-        raise UsageProblem(f"--qps {qps:g} is not valid: use a finite rate above 0 (requests per second)")
     bound = v.milliseconds(p99, "--p99") if p99 is not None else None
-    if requests < 100:
-        raise UsageProblem(f"--requests {requests} is not valid: use at least 100 (a p99 rests on 1 in 100)")
-    return stream_list, ServerPlan(qps=qps, p99_ms=bound, requests=requests, seed=seed)
+    try:
+        return stream_list, ServerPlan(qps=qps, p99_ms=bound, requests=requests, seed=seed)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _coreml_formats(text: str) -> list[str]:
@@ -184,19 +186,13 @@ def _check_limits(duration: float, warmup: float, min_iters: int, case_timeout: 
 def rounds_plan_from(block: float, min_rounds: int, target_ci: str, budget: float, restart_every: int,
                      duration: float, min_iters: int, seed: int, max_wall: float | None = None):
     """The sweep's rounds from ``run``'s options, or a usage error."""
-    from ..sweep import RoundsPlan
-
     target = v.percent(target_ci, "--target-ci")
     try:
         return RoundsPlan(block_s=block, min_rounds=min_rounds, restart_every=restart_every, target_ci=target,
                           budget_s=budget, min_duration_s=duration, min_iters=min_iters, seed=seed,
                           max_wall_s=max_wall)
-    except ValueError:
-        raise UsageProblem("--block, --target-ci, --budget and --max-wall must be > 0, --min-rounds and "
-                           f"--restart-every >= 1 (got --block {block:g}, --target-ci {target_ci}, "
-                           f"--budget {budget:g}, --max-wall {'none' if max_wall is None else format(max_wall, 'g')}, "
-                           f"--min-rounds {min_rounds}, "
-                           f"--restart-every {restart_every})") from None
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _renderer(report_format: str):

@@ -8,6 +8,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from ..quant import DEFAULT_CALIBRATION_SIZE
 from . import options as o
 from . import validators as v
 from .common import console, err_console, settings_from
@@ -17,7 +18,8 @@ def verify(
     selector: o.Variants = "m0-m5", backend: o.Backends = "torch,onnxruntime,openvino", device: o.Devices = "",
     forms: o.Forms = "train,fused", precision: o.Precision = "fp32", resolution: o.Resolution = "224",
     batch: o.Batch = "2", threads: o.Threads = "", seed: o.Seed = 0, cache_dir: o.CacheDir = None,
-    as_json: o.Json = False, calibration: o.Calibration = None, calibration_size: o.CalibrationSize = 128,
+    as_json: o.Json = False, calibration: o.Calibration = None,
+    calibration_size: o.CalibrationSize = DEFAULT_CALIBRATION_SIZE,
 ) -> None:
     """Check fused vs train-time outputs, and every backend against PyTorch fp32; exit 1 on any failure."""
     from ..cases import expand

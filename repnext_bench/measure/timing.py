@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,40 @@ def timed_runs(run: Callable[[], object], count: int, warmup: int = 3,
         if after:
             after()
     return samples
+
+
+SWEEP_WARMUP_S = 0.1  # each case process's warm-up in a sweep (docs/sweeps.md: what it was measured against)
+
+
+@dataclass(frozen=True)
+class RoundsPlan:
+    """How a sweep measures: rounds of one block per case, in a shuffled order, each case's
+    process restarted every ``restart_every`` rounds, until the CIs converge or a limit is met.
+    ``run``'s options take their defaults from here."""
+
+    block_s: float = 0.12  # seconds of inferences in one block (at least one inference)
+    min_rounds: int = 16
+    restart_every: int = 8  # rounds per process lifetime
+    target_ci: float = 0.05  # stop when every case's CI half-width is within 5% of its median
+    budget_s: float = 45.0  # ... or before the rounds and restarts would take longer; 2 rounds at least
+    max_wall_s: float | None = None  # ... or before the whole sweep (first loads included) would take longer
+    min_duration_s: float = 1.0  # per case: at least this much measured time in all
+    min_iters: int = 10  # per case: at least this many inferences in all
+    seed: int = 0
+    max_live: int | None = None  # cases alive at once (default: what the memory allows)
+
+    def __post_init__(self) -> None:
+        """The one check of a plan, from the command line or the API: a ValueError whose text is
+        the usage line, in the options' names."""
+        if self.block_s <= 0 or self.min_rounds < 1 or self.restart_every < 1 or self.target_ci <= 0 \
+                or self.budget_s <= 0 or self.min_duration_s < 0 or self.min_iters < 1 \
+                or (self.max_wall_s is not None and self.max_wall_s <= 0):
+            wall = "none" if self.max_wall_s is None else format(self.max_wall_s, "g")
+            raise ValueError(f"--block, --target-ci, --budget and --max-wall must be > 0, --min-rounds and "
+                             f"--restart-every >= 1, --duration >= 0 and --min-iters >= 1 (got --block "
+                             f"{self.block_s:g}, --target-ci {self.target_ci:.0%}, --budget {self.budget_s:g}, "
+                             f"--max-wall {wall}, --min-rounds {self.min_rounds}, --restart-every "
+                             f"{self.restart_every}, --duration {self.min_duration_s:g}, --min-iters {self.min_iters})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

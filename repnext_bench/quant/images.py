@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import DEFAULT_CALIBRATION_SIZE
+
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 RESIZE_RATIO = 256 / 224  # the resize before the centre crop, as the RepNeXt (and RepViT) evaluation
 SUFFIXES = (".jpg", ".jpeg", ".png")
 CLASS_MAP = "class_index.json"  # the class-index map an --eval folder may hold
-DEFAULT_CALIBRATION_SIZE = 128
 SYNTHETIC_EVAL_SIZE = 64
 NUM_CLASSES = 1000  # every RepNeXt variant's head: ImageNet-1k
 

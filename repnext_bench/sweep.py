@@ -281,8 +281,10 @@ class Sweep:
 
     def __init__(self, cases: list[Case], settings: Settings, plan: RoundsPlan, time_limit_s: float, report: dict,
                  path: Path | None = None, render: Callable[[dict], dict] | None = None,
-                 on_event: Callable[..., None] | None = None, server: ServerPlan | None = None) -> None:
+                 on_event: Callable[..., None] | None = None, server: ServerPlan | None = None,
+                 processes: Callable[[Case, Settings, float], CaseProcess] = CaseProcess) -> None:
         self.cases, self.settings, self.plan, self.time_limit_s = cases, settings, plan, time_limit_s
+        self.processes = processes  # makes a case's process (the tests pass fakes: the rules without processes)
         self.server = server
         self.served: dict[Case, Result] = {}  # server-mode cases, done
         self.evaluations: dict[Case, dict] = {}  # the evaluation process's reply of each case that has one
@@ -344,7 +346,8 @@ class Sweep:
             elif case.mode != "server":
                 self.runs.append(CaseRun(case, seed=self.plan.seed))
         self.save()
-        process_context()
+        if self.processes is CaseProcess:
+            process_context()  # the fork server starts now, not inside the first case's load
         scratch = None
         if not self.settings.use_cache:  # no cache across runs, but one for this sweep's lifetimes
             scratch = tempfile.mkdtemp(prefix="repnext-bench-")
@@ -552,7 +555,7 @@ class Sweep:
             self.on_event("load", case=run.case, index=index, total=len(active), lifetime=lifetime)
             if len(loading) >= at_once:
                 self._loaded(loading.pop(0), lifetime)
-            run.process = CaseProcess(run.case, self.settings, self.time_limit_s)
+            run.process = self.processes(run.case, self.settings, self.time_limit_s)
             block_n = (run.loaded or {}).get("block_n") if lifetime else None
             try:
                 run.process.send("load", block_s=self.plan.block_s, block_n=block_n)
@@ -639,8 +642,9 @@ def _memory_limit() -> int:
 
 def run_sweep(cases: list[Case], settings: Settings, plan: RoundsPlan, time_limit_s: float, report: dict,
               path: Path | None = None, render: Callable[[dict], dict] | None = None,
-              on_event: Callable[..., None] | None = None, server: ServerPlan | None = None) -> dict:
-    return Sweep(cases, settings, plan, time_limit_s, report, path, render, on_event, server).run()
+              on_event: Callable[..., None] | None = None, server: ServerPlan | None = None,
+              processes: Callable[[Case, Settings, float], CaseProcess] = CaseProcess) -> dict:
+    return Sweep(cases, settings, plan, time_limit_s, report, path, render, on_event, server, processes).run()
 
 
 # two rounds of one inference: for what a case outputs (verify), not how fast it is

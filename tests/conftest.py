@@ -1,20 +1,11 @@
 import importlib.util
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-
-from repnext_bench.models.randomize import randomize
+from helpers import FAST, invalid_reports, run_cli
 
 pytest_plugins = ["parallel"]  # two workers under pytest-xdist, the timing tests alone (tests/parallel.py)
-__all__ = ["randomize", "rel_err", "run_cli", "FAST"]  # imported by the tests
 
-# small real sweeps: M0-size models at 64x64, short blocks, three rounds (a CI target so wide that the
-# minimum rounds end the sweep), one process lifetime
-FAST = ["--resolution", "64", "--duration", "0", "--min-iters", "3", "--warmup", "0.02", "--block", "0.02",
-        "--min-rounds", "3", "--target-ci", "1000", "--budget", "60", "--restart-every", "100"]
 # capability-dependent path -> what this machine did there (printed at the end of the run)
 EXERCISED: dict[str, str] = {}
 
@@ -35,17 +26,6 @@ def pytest_runtest_logreport(report):
         if key == "capability":
             path, outcome = value
             EXERCISED[path] = outcome
-
-
-def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    return ((actual - expected).norm() / expected.norm()).item()
-
-
-def run_cli(*args, env=None, **kwargs):
-    """``repnext-bench run ...`` in a fresh interpreter, as a user starts it."""
-    return subprocess.run([sys.executable, "-m", "repnext_bench", "run", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600, **kwargs)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -102,32 +82,6 @@ def _real_runs(folder):
                  "--output", str(folder / "c.json"), *cache]) == 0
     assert not SCHEMA_CHECK or invalid_reports(folder) == []
     return folder, first, second
-
-
-def invalid_reports(folder, skip=()) -> list[str]:
-    """Every repnext-bench report (JSON with a ``schema_version``) under ``folder`` (not under
-    the folders in ``skip``) checked against the published JSON Schema with a maintained
-    validator: one line per violation."""
-    import json
-    from pathlib import Path
-
-    jsonschema = pytest.importorskip("jsonschema", reason="the report schema check needs jsonschema (the test extra)")
-    from repnext_bench.report.schema import SCHEMA_PATH
-
-    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
-    problems = []
-    for path in sorted(Path(folder).rglob("*.json")):
-        if any(path.is_relative_to(other) for other in skip):
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue  # not a report (a file a test broke on purpose, a trace...)
-        if not isinstance(data, dict) or "schema_version" not in data:
-            continue
-        for error in validator.iter_errors(data):
-            problems.append(f"{path.name}: {'/'.join(map(str, error.absolute_path))}: {error.message[:200]}")
-    return problems
 
 
 # without jsonschema (the GPU machine has none) the reports a test writes go unchecked, and

@@ -4,10 +4,11 @@ import os
 
 import pytest
 import torch
-from conftest import randomize, rel_err
+from helpers import rel_err
 
 import repnext_bench
 from repnext_bench.models import CheckpointError, convert, load_checkpoint
+from repnext_bench.models.randomize import randomize
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Each fusion step on its own, checked on outputs: stride 1 and 2, with and without bias."""
 import pytest
 import torch
-from conftest import randomize, rel_err
+from helpers import rel_err
 from torch import nn
 
 from repnext_bench.models.fusion import (
@@ -26,6 +26,7 @@ from repnext_bench.models.layers import (
     fuse_module,
 )
 from repnext_bench.models.network import Downsample, MetaNeXtBlock
+from repnext_bench.models.randomize import randomize
 
 TOL = 1e-5
 torch.manual_seed(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from repnext_bench.cli import main

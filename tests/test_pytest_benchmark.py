@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FAST
+from helpers import FAST
 
 from repnext_bench.cli import main
 from repnext_bench.report.pytest_benchmark import to_pytest_benchmark

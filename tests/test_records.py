@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import invalid_reports
+from helpers import invalid_reports
 
 from repnext_bench import records
 from repnext_bench.records import RecordError, Result, read_results

@@ -1,12 +1,13 @@
 """The fused form of every variant computes what the train-time form computes."""
 import pytest
 import torch
-from conftest import randomize, rel_err
+from helpers import rel_err
 from torch import nn
 
 import repnext_bench
 from repnext_bench.models import all_variants, convert
 from repnext_bench.models.layers import ChunkConv, ChunkConvE, ConvNorm, CopyConv, CopyConvE, RepDWConvM, RepDWConvS
+from repnext_bench.models.randomize import randomize
 
 VARIANTS = [v.name for v in all_variants()]
 TRAIN_ONLY = (nn.BatchNorm1d, nn.BatchNorm2d, ConvNorm, RepDWConvS, RepDWConvM, ChunkConvE, CopyConvE)

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import FAST, run_cli
+from helpers import FAST, run_cli
 
 from repnext_bench.backends import availability
 from repnext_bench.backends.openvino_cpu import cpu_capabilities

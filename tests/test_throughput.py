@@ -5,7 +5,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import FAST
+from helpers import FAST
 
 from repnext_bench.cases import Case, expand, stream_grid
 from repnext_bench.cli import main

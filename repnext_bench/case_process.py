@@ -195,9 +195,9 @@ class CaseWorker:
         loaded = self.loaded
         # what ran and its output (after the warm-up) come now too, so that a sweep stopped
         # before this process's end still reports them
-        return {"block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start(),
+        return {"block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start().to_dict(),
                 "warmup_s": time.perf_counter() - started, "state_reused": loaded.state_reused,
-                "model": loaded.model_record(),
+                "model": loaded.model_record().to_dict(),
                 "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}
 

@@ -17,13 +17,16 @@ LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", 
              "typer", "rich", "nncf")
 
 
-def _library_versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
+def installed_versions(names, missing: bool = False) -> dict[str, str | None]:
+    """The installed version of each distribution in ``names``; one that is not installed is
+    left out, or None with ``missing`` (a gate arm says which of its libraries it lacks)."""
+    found: dict[str, str | None] = {}
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:
-            continue
+            if missing:
+                found[name] = None
     return found
 
 
@@ -72,7 +75,7 @@ def fingerprint(argv: list[str] | None = None) -> dict:
         "memory_gib": machine.memory_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "libraries": _library_versions(),
+        "libraries": installed_versions(LIBRARIES),
         "gpus": _gpus(),
         "project": {"name": "repnext-bench", "version": __version__, "git": _git_commit()},
         "command": shlex.join(argv if argv is not None else ["repnext-bench", *sys.argv[1:]]),

@@ -20,6 +20,7 @@ from .cases import Case
 from .measure.memory import current_rss_mb, reset_peak
 from .measure.timing import TimingPlan
 from .quant import DEFAULT_CALIBRATION_SIZE
+from .records import ColdStart, ModelInfo
 
 # test hook: segfault, hang, slow, oom, killed, error or corrupt, each optionally @VARIANT
 FAULT_ENV = "REPNEXT_BENCH_FAULT"
@@ -139,19 +140,19 @@ class LoadedCase:
             return [session.threaded_run() for session in [self.session, *self.stream_sessions]]
         return self.session.runners(self.case.streams)
 
-    def cold_start(self) -> dict:
+    def cold_start(self) -> ColdStart:
         # export_s as the artifact describes it (rounded), so that load_s + export_s = prepare_s there too
         export_s = self.artifact.describe()["export_s"] if self.artifact else 0.0
-        return {"export_s": export_s, "export_cache_hit": self.artifact.cache_hit if self.artifact else None,
-                "load_s": self.prepare_s - export_s, "first_inference_ms": self.first_inference_ms}
+        return ColdStart(export_s=export_s, export_cache_hit=self.artifact.cache_hit if self.artifact else None,
+                         load_s=self.prepare_s - export_s, first_inference_ms=self.first_inference_ms)
 
-    def model_record(self) -> dict:
+    def model_record(self) -> ModelInfo:
         return model_record(self.model, self.counts)
 
 
-def model_record(model, counts) -> dict:
+def model_record(model, counts) -> ModelInfo:
     """What a result says of the model: its counts and form."""
-    return {"params": counts.params, "macs": counts.macs, "form": model.form}
+    return ModelInfo(params=counts.params, macs=counts.macs, form=model.form)
 
 
 @contextmanager
@@ -182,7 +183,7 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
         try:
             prepared = backend.prepare(model, each, images, context)
         except CaseSkipped as skip:
-            skip.model = model_record(model, counts)
+            skip.model = model_record(model, counts).to_dict()
             raise
         prepare_s = time.perf_counter() - start
         if not isinstance(prepared, Prepared):

@@ -29,15 +29,9 @@ _LIBRARIES = ("torch", "onnxruntime", "openvino", "numpy")
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from ..environment import installed_versions
 
-    found = {}
-    for name in _LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
+    return installed_versions(_LIBRARIES, missing=True)
 
 
 def _pin(threads: int) -> list[int] | None:

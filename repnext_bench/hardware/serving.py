@@ -79,14 +79,13 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
 def _best(points: list[dict]) -> str:
     """The point with the most images/s, and its lead over the next with a 95% CI from the
     blocks of both (or no clear difference)."""
-    from ..measure.ratios import unpaired_ratio
-    from ..report.results import ratio_text
+    from ..report.results import streams_lead
 
     ranked = sorted(points, key=lambda r: -r["throughput_ips"])
     best, runner_up = ranked[0], ranked[1]
-    lead = unpaired_ratio(best["throughput_blocks_ips"], runner_up["throughput_blocks_ips"])
     return (f"{best['streams']}x{best['threads_per_stream']} over {runner_up['streams']}x"
-            f"{runner_up['threads_per_stream']}: {ratio_text(lead) or 'too few blocks to tell'}")
+            f"{runner_up['threads_per_stream']}: "
+            f"{streams_lead(best['throughput_blocks_ips'], runner_up['throughput_blocks_ips'])}")
 
 
 def _rate(row: dict) -> str:

@@ -162,6 +162,12 @@ def _server_cells(server: ServerRecord | None) -> list[str]:
     return [f"{server.qps_achieved:.0f} ({server.qps_offered:.0f})", missed]
 
 
+def streams_lead(best_blocks: list[float] | None, runner_up_blocks: list[float] | None) -> str:
+    """The best streams point's lead over the next in images/s, with a 95% CI from the blocks of
+    both (or no clear difference): the results table and the hardware report say it alike."""
+    return ratio_text(unpaired_ratio(best_blocks or [], runner_up_blocks or [])) or "too few blocks to tell"
+
+
 def grid_lines(results: list[Result | dict]) -> list[str]:
     """Each ``--streams`` grid: images/s at every point tried, the best one named; and each
     ``--p99`` search: p99 at every rate tried, and the highest rate that met the bound."""
@@ -173,11 +179,10 @@ def grid_lines(results: list[Result | dict]) -> list[str]:
                         key=lambda r: r.case.streams)
         curve = ", ".join(f"{r.case.streams}x{r.case.threads_per_stream} {r.throughput_ips:.0f}" for r in points)
         runner_up = max((r for r in points if r is not best), key=lambda r: r.throughput_ips)
-        margin = unpaired_ratio(best.throughput_blocks_ips or [], runner_up.throughput_blocks_ips or [])
+        lead = streams_lead(best.throughput_blocks_ips, runner_up.throughput_blocks_ips)
         lines.append(f"[dim]streams x threads, img/s: {curve}; best {best.case.streams}x"
                      f"{best.case.threads_per_stream}, over {runner_up.case.streams}x"
-                     f"{runner_up.case.threads_per_stream}: {ratio_text(margin) or 'too few blocks to tell'}[/] "
-                     f"({escape(replace(best.case, streams=1).label)})")
+                     f"{runner_up.case.threads_per_stream}: {lead}[/] ({escape(replace(best.case, streams=1).label)})")
     for result in results:
         search = result.server.search if result.server else None
         if search:

@@ -24,13 +24,15 @@ from repnext_bench.backends import (
 )
 from repnext_bench.backends import ort as ort_backend
 from repnext_bench.backends.capabilities import gpu_precision, tf32_allowed
-from repnext_bench.backends.ort import PROVIDERS, node_placement, parse_profile, provider_list
+from repnext_bench.backends.ort import PROVIDERS, provider_list
 from repnext_bench.case_process import CaseWorker
 from repnext_bench.cases import Case
 from repnext_bench.export import Artifact, ExportCache, weights_hash
 from repnext_bench.lifecycle import Settings
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.models import convert, create_model
+from repnext_bench.profiling import ort_events
+from repnext_bench.profiling.ort_events import node_placement, parse_profile
 from repnext_bench.profiling.ort_nodes import node_records
 
 PACKAGE = Path(backends.__file__).resolve().parent.parent
@@ -287,7 +289,8 @@ def test_each_capability_is_decided_in_one_module():
         return [name for name, text in sources.items() if re.search(pattern, text)]
 
     assert where(r"get_device_capability|has no bf16 support") == ["backends/capabilities.py"]
-    assert where(r"_kernel_time|end_profiling\(\)") == ["backends/ort.py"]  # the one ORT event reader
+    assert where(r"_kernel_time") == ["profiling/ort_events.py"]  # the one ORT event reader
+    assert where(r"end_profiling\(\)") == ["backends/ort.py"]  # and the one session that ends ORT's profiler
     assert where(r"def tf32_allowed") == ["backends/capabilities.py"]
     # every place that switches TF32 asks the one rule
     for name in where(r"allow_tf32 =|use_tf32|BuilderFlag\.TF32"):
@@ -337,7 +340,7 @@ def test_both_readers_of_ort_events_go_through_the_one_parser(monkeypatch):
         calls.append(len(events))
         return original(events)
 
-    monkeypatch.setattr(ort_backend, "parse_profile", spy)
+    monkeypatch.setattr(ort_events, "parse_profile", spy)
     assert node_placement(EVENTS) == {"CPUExecutionProvider": ["Conv_1"], "CUDAExecutionProvider": ["Gelu_2"]}
     assert calls == [len(EVENTS)]
     nodes, runtime_ms = node_records(original(EVENTS), iterations=2)  # the last two inferences only
@@ -352,7 +355,7 @@ def test_both_readers_of_ort_events_go_through_the_one_parser(monkeypatch):
 def test_the_ort_profiler_comes_through_the_session(model, images, context, monkeypatch):
     calls = []
     original = parse_profile
-    monkeypatch.setattr(ort_backend, "parse_profile", lambda events: calls.append(1) or original(events))
+    monkeypatch.setattr(ort_events, "parse_profile", lambda events: calls.append(1) or original(events))
     session = get_backend("onnxruntime").prepare(model, case_of("onnxruntime"), images,
                                                  dataclasses.replace(context, profiling=True)).session
     folder = Path(session.folder.name)

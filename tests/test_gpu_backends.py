@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from repnext_bench.backends import availability
-from repnext_bench.backends.ort import OnnxRuntimeBackend, node_placement
+from repnext_bench.backends.ort import OnnxRuntimeBackend
 from repnext_bench.cli import main
 from repnext_bench.export import ExportCache, export_onnx
 from repnext_bench.export.tensorrt import build_plan
 from repnext_bench.measure.timing import TimingPlan, measure
 from repnext_bench.models import convert, create_model
+from repnext_bench.profiling.ort_events import node_placement
 from repnext_bench.report.results import problem_lines, results_table
 from repnext_bench.report.schema import read_report
 

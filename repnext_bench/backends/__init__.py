@@ -17,6 +17,7 @@ import numpy as np
 from ..cases import Case
 from ..export import Artifact, ExportCache
 from ..measure.timing import TimingPlan, measure, warm_up
+from ..profiling.records import RuntimeProfile
 from ..quant.images import CalibrationSet
 
 # name -> "module:Class"; the classes live in this package, one module per backend
@@ -110,20 +111,6 @@ class GpuMemory:
         found = {"gpu_peak_allocated_mb": self.peak_allocated_mb, "gpu_peak_reserved_mb": self.peak_reserved_mb,
                  "trt_activation_mb": self.trt_activation_mb, "trt_load_added_mb": self.trt_load_added_mb}
         return {key: value for key, value in found.items() if value is not None}
-
-
-@dataclass
-class RuntimeProfile:
-    """What a runtime's own profiler saw over the profiled inferences: per node (name, op_type,
-    kernel, precision, shapes, and totals over the inferences: time_ms, calls), the host time
-    of each inference, the runtime's own time per inference where it reports one (and what that
-    time covers), and the runtime's graph (node -> (producers, consumers)) where it has one."""
-
-    nodes: list[dict]
-    wall_ms: list[float]
-    runtime_ms: list[float] | None = None
-    runtime_total: str | None = None
-    graph: dict[str, tuple[list[str], list[str]]] | None = None
 
 
 class Session(ABC):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from ..cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from ..measure.timing import timed_runs
+from ..profiling import ort_events
 from . import Availability, Backend, CaseSkipped, Description, PrepareContext, Prepared, RuntimeProfile, Session
 from .capabilities import gpu_precision, has_tf32_cores, tf32_allowed
 
@@ -28,50 +28,6 @@ _ELEMENT_TYPES = {"tensor(float)": "fp32", "tensor(float16)": "fp16", "tensor(bf
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 # both wheels install the module onnxruntime: remove both, then install the GPU one alone
 GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
-_SUFFIX = "_kernel_time"
-
-
-@dataclass(frozen=True)
-class KernelEvent:
-    """One node's kernel run in an ONNX Runtime profile (times in microseconds)."""
-
-    node: str  # the node's name
-    provider: str | None  # the execution provider that ran it
-    start_us: int
-    duration_us: int
-    args: dict = field(default_factory=dict)  # the rest ORT says of it: op_name, input/output types and shapes
-
-
-@dataclass(frozen=True)
-class OrtProfile:
-    kernels: list[KernelEvent]  # in the order they ran
-    runs: list[tuple[int, int]]  # (start, duration) in microseconds of each inference (``model_run``)
-
-
-def parse_profile(events: list[dict]) -> OrtProfile:
-    """The node kernels and the inferences of an ONNX Runtime profile (its JSON event list):
-    the one reader of these events, for the node placement here and for the profiler."""
-    kernels, runs = [], []
-    for event in events:
-        name = event.get("name", "")
-        if event.get("cat") == "Node" and name.endswith(_SUFFIX):
-            args = event.get("args", {})
-            kernels.append(KernelEvent(name[: -len(_SUFFIX)], args.get("provider"), event.get("ts", 0),
-                                       event.get("dur", 0), args))
-        elif name == "model_run":
-            runs.append((event.get("ts", 0), event.get("dur", 0)))
-    return OrtProfile(kernels, runs)
-
-
-def node_placement(events: list[dict]) -> dict[str, list[str]]:
-    """provider -> names of the nodes it ran, from an ONNX Runtime profile (each node once)."""
-    placement: dict[str, list[str]] = {}
-    seen = set()
-    for kernel in parse_profile(events).kernels:
-        if kernel.node not in seen:
-            seen.add(kernel.node)
-            placement.setdefault(kernel.provider or "?", []).append(kernel.node)
-    return placement
 
 
 def provider_list(device: str, precision: str, cache_root: Path) -> list:
@@ -156,7 +112,7 @@ class OnnxRuntimeSession(Session):
         such as TensorRT engines); then the profile's node placement is kept and the profiler
         ended, so that it records nothing more."""
         self.run()
-        self.placement = node_placement(self.end_profiling())
+        self.placement = ort_events.node_placement(self.end_profiling())
 
     def profile(self, iterations: int) -> RuntimeProfile:
         """Per-node kernel time, op type and provider from ORT's profiler over ``iterations``
@@ -166,7 +122,7 @@ class OnnxRuntimeSession(Session):
         if not self.profiling or not self.optimized_path:
             raise RuntimeError("this session was not prepared for profiling (PrepareContext.profiling)")
         wall_ms = timed_runs(self.run, iterations)
-        nodes, runtime_ms = node_records(parse_profile(self.end_profiling()), iterations)
+        nodes, runtime_ms = node_records(ort_events.parse_profile(self.end_profiling()), iterations)
         return RuntimeProfile(nodes, wall_ms, runtime_ms, "ONNX Runtime's own model_run time per inference",
                               graph_of(Path(self.optimized_path)))
 

@@ -1,5 +1,5 @@
 """ONNX Runtime's session profiler: per-node kernel time, op type and provider, from the
-last ``iterations`` runs (read from the events by ``backends.ort.parse_profile``). The
+last ``iterations`` runs (read from the events by ``ort_events.parse_profile``). The
 optimized graph is saved beside it, so that nodes ORT adds (layout reorders) can be placed
 through their neighbours."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..backends.ort import KernelEvent, OrtProfile
+from .ort_events import KernelEvent, OrtProfile
 
 _TYPES = {"float": "fp32", "float16": "fp16", "bfloat16": "bf16", "double": "fp64"}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from ..backends import RuntimeProfile
 from ..measure.timing import timed_runs
+from .records import RuntimeProfile
 
 _PRECISION = re.compile(r"_(f32|fp32|bf16|f16|fp16|i8|u8|i32|i64)$", re.IGNORECASE)
 _NAMES = {"f32": "fp32", "f16": "fp16"}

@@ -6,8 +6,8 @@ import os
 import sys
 from contextlib import contextmanager
 
-from ..backends import RuntimeProfile
 from ..measure.timing import timed_runs
+from .records import RuntimeProfile
 
 _PREFIX = "module::"
 _DTYPES = {"float": "fp32", "c10::BFloat16": "bf16", "c10::Half": "fp16", "double": "fp64"}

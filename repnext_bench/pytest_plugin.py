@@ -22,11 +22,11 @@ def _open_session(resources, variant: str, form: str = "fused", backend: str = "
                   checkpoint: str | None = None, seed: int = 0, opset: int = 17):
     """A loaded session of the case, closed (with its export cache) when ``resources`` closes."""
     from .backends import CaseSkipped, get_backend
-    from .cases import Case
-    from .lifecycle import Settings, open_case
-    from .machine import usable_cores
+    from .core.cases import Case
     from .measure.timing import TimingPlan
     from .models import get_variant
+    from .run.lifecycle import Settings, open_case
+    from .system.machine import usable_cores
 
     chosen = get_variant(variant)
     runtime = get_backend(backend)

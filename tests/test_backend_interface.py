@@ -23,17 +23,17 @@ from repnext_bench.backends import (
     get_backend,
 )
 from repnext_bench.backends import ort as ort_backend
-from repnext_bench.backends.capabilities import gpu_precision, tf32_allowed
 from repnext_bench.backends.ort import PROVIDERS, provider_list
-from repnext_bench.case_process import CaseWorker
-from repnext_bench.cases import Case
+from repnext_bench.core.cases import Case
 from repnext_bench.export import Artifact, ExportCache, weights_hash
-from repnext_bench.lifecycle import Settings
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.models import convert, create_model
 from repnext_bench.profiling import ort_events
 from repnext_bench.profiling.ort_events import node_placement, parse_profile
 from repnext_bench.profiling.ort_nodes import node_records
+from repnext_bench.run.case_process import CaseWorker
+from repnext_bench.run.lifecycle import Settings
+from repnext_bench.system.capabilities import gpu_precision, tf32_allowed
 
 PACKAGE = Path(backends.__file__).resolve().parent.parent
 RESOLUTION = 64
@@ -282,16 +282,16 @@ def _sources(*folders: str) -> dict[str, str]:
 
 
 def test_each_capability_is_decided_in_one_module():
-    sources = _sources("backends", "profiling", "export", "measure")
-    sources.update({name: (PACKAGE / name).read_text() for name in ("lifecycle.py", "case_process.py")})
+    sources = _sources("backends", "profiling", "export", "measure", "system")
+    sources.update({name: (PACKAGE / name).read_text() for name in ("run/lifecycle.py", "run/case_process.py")})
 
     def where(pattern: str) -> list[str]:
         return [name for name, text in sources.items() if re.search(pattern, text)]
 
-    assert where(r"get_device_capability|has no bf16 support") == ["backends/capabilities.py"]
+    assert where(r"get_device_capability|has no bf16 support") == ["system/capabilities.py"]
     assert where(r"_kernel_time") == ["profiling/ort_events.py"]  # the one ORT event reader
     assert where(r"end_profiling\(\)") == ["backends/ort.py"]  # and the one session that ends ORT's profiler
-    assert where(r"def tf32_allowed") == ["backends/capabilities.py"]
+    assert where(r"def tf32_allowed") == ["system/capabilities.py"]
     # every place that switches TF32 asks the one rule
     for name in where(r"allow_tf32 =|use_tf32|BuilderFlag\.TF32"):
         assert "tf32_allowed(" in sources[name], name
@@ -383,10 +383,11 @@ def test_a_session_without_a_profiler_says_so(model, images, context):
 # ---- lazy imports ----------------------------------------------------------------------------
 
 def test_backend_modules_import_no_runtime():
-    modules = ["repnext_bench.backends", *(f"repnext_bench.backends.{name}" for name in
-               ("capabilities", "torch_cpu", "ort", "openvino_cpu", "torch_cuda", "tensorrt_gpu")),
-               "repnext_bench.profiling.run", "repnext_bench.profiling.ort_nodes", "repnext_bench.profiling.ov_layers",
-               "repnext_bench.profiling.torch_ops", "repnext_bench.lifecycle", "repnext_bench.case_process"]
+    modules = ["repnext_bench.backends", "repnext_bench.system.capabilities",
+               *(f"repnext_bench.backends.{name}" for name in ("torch_cpu", "ort", "openvino_cpu", "torch_cuda",
+                                                               "tensorrt_gpu")),
+               "repnext_bench.run.profile", "repnext_bench.profiling.ort_nodes", "repnext_bench.profiling.ov_layers",
+               "repnext_bench.profiling.torch_ops", "repnext_bench.run.lifecycle", "repnext_bench.run.case_process"]
     code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
             "print([m for m in ('torch', 'onnxruntime', 'openvino', 'tensorrt', 'coremltools') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -400,7 +401,7 @@ def test_a_case_of_n_streams_gets_n_sessions_and_the_first_is_current(monkeypatc
     its own CUDA stream current as each was created), and every session is closed."""
     from dataclasses import replace
 
-    from repnext_bench.lifecycle import open_case
+    from repnext_bench.run.lifecycle import open_case
 
     made_current, seen_threads = [], []
 

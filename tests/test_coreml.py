@@ -102,7 +102,7 @@ def test_export_writes_the_package_and_its_manifest(tmp_path, capsys):
 
 def test_a_precision_the_format_cannot_convert_is_skipped_without_a_worker():
     from repnext_bench.backends import get_backend
-    from repnext_bench.cases import Case
+    from repnext_bench.core.cases import Case
 
     coreml = get_backend("coreml")
     case = Case("M0", "fused", "coreml", "all", "fp16", 1, 64, 1, "latency", (("coreml_format", "neuralnetwork"),))

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 import repnext_bench
-from repnext_bench.catalog import form_counts, matches_paper
 from repnext_bench.models import FORMS, RepNeXt, all_variants, convert
+from repnext_bench.models.catalog import form_counts, matches_paper
 from repnext_bench.models.counting import count
 
 VARIANTS = {v.name: v for v in all_variants()}

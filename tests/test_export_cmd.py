@@ -115,7 +115,7 @@ def test_output_names_the_folder_under_either_spelling(tmp_path, capsys):
 
 
 def test_the_manifest_helpers_moved_out_of_the_command(tmp_path):
-    from repnext_bench.export.manifest import FORMATS, digest, precisions
+    from repnext_bench.run.manifest import FORMATS, digest, precisions
 
     assert FORMATS == ("onnx", "openvino", "coreml", "tensorrt")
     (tmp_path / "pkg" / "sub").mkdir(parents=True)

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from repnext_bench.cases import expand
-from repnext_bench.lifecycle import FAULT_ENV, Settings
+from repnext_bench.core.cases import expand
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.report.schema import read_report
-from repnext_bench.sweep import RoundsPlan, run_cases
+from repnext_bench.run.lifecycle import FAULT_ENV, Settings
+from repnext_bench.run.sweep import RoundsPlan, run_cases
 
 SETTINGS = TimingPlan(warmup_s=0, warmup_iters=1)
 ROUNDS = RoundsPlan(block_s=0.01, min_rounds=2, budget_s=0.5, min_duration_s=0, min_iters=3, restart_every=100)

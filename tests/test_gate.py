@@ -73,9 +73,9 @@ def test_an_arm_that_cannot_load_is_one_line(tmp_path, capsys):
 
 def test_requests_from_another_version_are_tolerated():
     """An arm of another version may send or receive fields this one does not know."""
-    from repnext_bench.cases import Case
-    from repnext_bench.lifecycle import Settings
+    from repnext_bench.core.cases import Case
     from repnext_bench.measure.timing import TimingPlan
+    from repnext_bench.run.lifecycle import Settings
 
     case = Case("M0", "fused", "onnxruntime", "cpu", "fp32", 1, 64, 1, "latency")
     settings = Settings(plan=TimingPlan(), seed=3)

@@ -11,9 +11,9 @@ import pytest
 
 from repnext_bench.backends import availability
 from repnext_bench.backends.ort import OnnxRuntimeBackend
+from repnext_bench.backends.tensorrt_engine import build_plan
 from repnext_bench.cli import main
 from repnext_bench.export import ExportCache, export_onnx
-from repnext_bench.export.tensorrt import build_plan
 from repnext_bench.measure.timing import TimingPlan, measure
 from repnext_bench.models import convert, create_model
 from repnext_bench.profiling.ort_events import node_placement
@@ -111,7 +111,7 @@ def test_a_gpu_provider_that_cannot_start_is_a_skip_not_a_hidden_cpu_run(tmp_pat
     """onnxruntime-gpu where no GPU (or no CUDA library) is usable: ONNX Runtime would quietly
     run on the CPU; the case says so instead."""
     found = availability("onnxruntime")
-    from repnext_bench.backends.capabilities import cuda_problem
+    from repnext_bench.system.capabilities import cuda_problem
 
     if "cuda" not in found.devices or not cuda_problem():
         pytest.skip("needs onnxruntime-gpu on a machine without a usable GPU")
@@ -265,7 +265,7 @@ def test_onnxruntime_gpu_precision(monkeypatch, device, precision, tf32_cores, e
 
 
 def test_bf16_needs_ampere():
-    from repnext_bench.backends.capabilities import bf16_problem
+    from repnext_bench.system.capabilities import bf16_problem
 
     assert bf16_problem(fake_torch(8)) is None
     assert bf16_problem(fake_torch(7)) == "Fake GPU has no bf16 support"

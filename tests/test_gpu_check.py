@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import GPU_MACHINE_PACKAGES, venv_with
 
-from repnext_bench.backends.capabilities import cuda_problem
+from repnext_bench.system.capabilities import cuda_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "ci" / "gpu-check.sh"

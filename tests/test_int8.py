@@ -11,7 +11,7 @@ from PIL import Image
 
 from repnext_bench.cli import main
 from repnext_bench.quant import images as qi
-from repnext_bench.quant.evaluation import paired_comparison, per_image
+from repnext_bench.quant.accuracy import paired_comparison, per_image
 from repnext_bench.quant.layers import count_kinds, layer_kind, no_int8_reason
 from repnext_bench.report.schema import read_report
 
@@ -171,7 +171,7 @@ def _prepared(backend_name: str, cache: Path, calibration=None, form="fused"):
     import torch
 
     from repnext_bench.backends import PrepareContext, get_backend
-    from repnext_bench.cases import Case
+    from repnext_bench.core.cases import Case
     from repnext_bench.export import ExportCache, weights_hash
     from repnext_bench.models import convert, create_model
     from repnext_bench.models.randomize import randomize
@@ -214,7 +214,7 @@ def test_the_quantized_artifact_is_cached_by_its_calibration(tmp_path, shared_ca
 
 def test_torch_does_not_run_int8_and_says_so():
     from repnext_bench.backends import get_backend
-    from repnext_bench.cases import Case
+    from repnext_bench.core.cases import Case
 
     reason = get_backend("torch").unsupported(Case("M0", "fused", "torch", "cpu", "int8", 1, 64, 1, "latency"))
     assert "does not run int8" in reason
@@ -430,10 +430,10 @@ def test_the_evaluation_runs_after_the_rounds_in_a_process_of_its_own(monkeypatc
     rounds, and puts the reply's parity and top-1 into the result; fp32 cases without --eval
     are not evaluated, and a case whose evaluation failed keeps the parity of its bound input,
     saying so."""
-    from repnext_bench import sweep
-    from repnext_bench.cases import Case
-    from repnext_bench.lifecycle import Settings
+    from repnext_bench.core.cases import Case
     from repnext_bench.measure.timing import TimingPlan
+    from repnext_bench.run import sweep
+    from repnext_bench.run.lifecycle import Settings
 
     asked = []
     reply = {"parity": {"rel_l2": 0.02, "max_abs": 0.1, "top1_agree": 0.9, "images": 64, "inputs": "synthetic"},
@@ -501,10 +501,10 @@ def test_a_served_int8_case_carries_its_quantization_and_evaluation(tmp_path, sh
 # what a second review found -------------------------------------------------------------------
 
 def test_only_int8_joins_its_fp32_twin_and_a_large_group_goes_in_pieces():
-    from repnext_bench import sweep
-    from repnext_bench.cases import Case
-    from repnext_bench.lifecycle import Settings
+    from repnext_bench.core.cases import Case
     from repnext_bench.measure.timing import TimingPlan
+    from repnext_bench.run import sweep
+    from repnext_bench.run.lifecycle import Settings
 
     def case(precision, form="fused"):
         return Case("M0", form, "openvino", "cpu", precision, 1, 64, 1, "latency")
@@ -520,8 +520,8 @@ def test_only_int8_joins_its_fp32_twin_and_a_large_group_goes_in_pieces():
 
 
 def test_the_form_verdict_needs_enough_inputs_and_an_error_in_both(monkeypatch):
-    from repnext_bench.cases import Case
-    from repnext_bench.records import Parity, Result
+    from repnext_bench.core.cases import Case
+    from repnext_bench.core.records import Parity, Result
     from repnext_bench.report.quant_view import form_verdict
 
     def result(sq_err, form):
@@ -549,9 +549,9 @@ def test_a_truncated_jpeg_is_caught_before_the_sweep(tmp_path):
 
 
 def test_an_int8_result_without_its_evaluation_says_so_and_verify_fails_it(monkeypatch):
-    from repnext_bench import sweep, verify
-    from repnext_bench.cases import Case
-    from repnext_bench.records import Parity, Result
+    from repnext_bench.core.cases import Case
+    from repnext_bench.core.records import Parity, Result
+    from repnext_bench.run import sweep, verify
 
     case = Case("M0", "fused", "onnxruntime", "cpu", "int8", 2, 64, 1, "latency")
     result = Result(case, "ok", precision_effective="int8", parity=Parity(1e-3, 1e-3, 1.0))

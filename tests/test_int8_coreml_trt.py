@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from repnext_bench.backends import CaseSkipped, PrepareContext, get_backend
+from repnext_bench.backends.tensorrt_engine import QDQ, build_plan, export_tensorrt
 from repnext_bench.backends.tensorrt_gpu import TensorRTBackend, TensorRTSession, datatype, engine_layers
-from repnext_bench.cases import Case
+from repnext_bench.core.cases import Case
 from repnext_bench.export import Artifact, ExportCache, size_on_disk, weights_hash
-from repnext_bench.export.tensorrt import QDQ, build_plan, export_tensorrt
 from repnext_bench.models import convert, create_model, get_variant
 from repnext_bench.quant.images import CalibrationSet
 from repnext_bench.quant.layers import count_kinds, no_int8_reason
@@ -245,7 +245,7 @@ def fake_build(monkeypatch, tmp_path):
         return make
 
     monkeypatch.setattr(onnx_qdq, "quantized_onnx", onnx("onnx-int8", b"qdq onnx"))
-    monkeypatch.setattr("repnext_bench.export.tensorrt.export_onnx", onnx("onnx", b"fp32 onnx"))
+    monkeypatch.setattr("repnext_bench.backends.tensorrt_engine.export_onnx", onnx("onnx", b"fp32 onnx"))
     gpu = SimpleNamespace(name="Fake GPU", major=9, minor=0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: gpu)
     model = SimpleNamespace(variant=SimpleNamespace(name="M0"), form="fused")
@@ -385,8 +385,8 @@ def test_tensorrt_session_infers_other_inputs():
 def test_tensorrt_int8_case_without_int8_layers_is_skipped(monkeypatch, tmp_path):
     """prepare passes the calibration set to the build and skips the case (with its artifact)
     where the engine ran no layer in INT8."""
+    from repnext_bench.backends import tensorrt_engine as trt_export
     from repnext_bench.backends import tensorrt_gpu
-    from repnext_bench.export import tensorrt as trt_export
 
     floats = {"Layers": [layer for layer in INSPECTOR["Layers"] if "Int8" not in json.dumps(layer)]}
     artifact = Artifact(tmp_path / "model.engine", 6, "key", False, 0.0,

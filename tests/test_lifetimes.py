@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from repnext_bench.case_process import CaseProcess
-from repnext_bench.case_state import MODEL_FILE, case_state, load_model, state_key
-from repnext_bench.cases import Case, expand
+from repnext_bench.core.cases import Case, expand
 from repnext_bench.export import ExportCache
-from repnext_bench.lifecycle import FAULT_ENV, Settings, build_case_model
 from repnext_bench.measure.timing import TimingPlan, block_size
-from repnext_bench.sweep import BUDGET_COUNTS, RoundsPlan, run_sweep
+from repnext_bench.run.case_process import CaseProcess
+from repnext_bench.run.case_state import MODEL_FILE, case_state, load_model, state_key
+from repnext_bench.run.lifecycle import FAULT_ENV, Settings, build_case_model
+from repnext_bench.run.sweep import BUDGET_COUNTS, RoundsPlan, run_sweep
 
 PLAN = TimingPlan(warmup_s=0, warmup_iters=1)
 
@@ -198,7 +198,7 @@ def test_the_summary_names_what_did_not_converge_on_one_short_line():
 def test_every_stop_reason_prints_and_the_schema_holds_each():
     import json
 
-    from repnext_bench.records import STOP_REASONS
+    from repnext_bench.core.records import STOP_REASONS
     from repnext_bench.report.results import sweep_lines
     from repnext_bench.report.schema import SCHEMA_PATH
 
@@ -222,15 +222,15 @@ def test_the_live_line_shows_rounds_measuring_and_preparing():
 
 
 def test_repeat_prints_each_runs_efficiency_and_checks_the_cis_overlap():
-    from repnext_bench.records import Ratio, Result
-    from repnext_bench.repeat import compare_runs, efficiency
+    from repnext_bench.core.records import Ratio, Result
+    from repnext_bench.devtools.repeat import compare_runs, efficiency
 
     sweep = {"rounds": 17, "prepare_s": 12.0, "export_s": 0.0, "measure_s": 44.0, "timed_s": 29.0}
     assert efficiency(sweep, 58.0) == ("17 rounds in 58.0 s: prepared 12.0 s (exports 0.0 s), measured 44.0 s, "
                                        "timed inferences 29.0 s = 50% of the wall clock")
 
     def result(speedup, ci):
-        from repnext_bench.records import LatencyStats
+        from repnext_bench.core.records import LatencyStats
 
         case = Case("M0", "fused", "onnxruntime", "cpu", "fp32", 1, 224, 2, "latency")
         latency = LatencyStats.from_dict({"n": 3, "mean": 1.0, "std": 0.0, "min": 1.0, "p50": 1.0, "p90": 1.0,
@@ -245,7 +245,7 @@ def test_repeat_prints_each_runs_efficiency_and_checks_the_cis_overlap():
 
 
 def test_repeat_refuses_a_drift_of_no_time_in_one_line(capsys):
-    from repnext_bench.repeat import main
+    from repnext_bench.devtools.repeat import main
 
     assert main(["--drift", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --drift 0 is not valid: use a number of seconds above 0"

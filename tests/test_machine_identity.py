@@ -7,9 +7,9 @@ import csv
 import pytest
 
 from repnext_bench.cli import main
-from repnext_bench.hardware.identity import identity, isa_summary, label
 from repnext_bench.hardware.merge import merge
 from repnext_bench.report.schema import read_report, write_report
+from repnext_bench.system.identity import identity, isa_summary, label
 
 ARM_FLAGS = ["asimd"]  # no x86 host running these tests records this: always another machine here
 

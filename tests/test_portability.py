@@ -10,9 +10,9 @@ from collections import namedtuple
 import psutil
 import pytest
 
-from repnext_bench import machine
-from repnext_bench.environment import fingerprint
 from repnext_bench.measure import memory
+from repnext_bench.system import machine
+from repnext_bench.system.environment import fingerprint
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_fingerprint_without_py_cpuinfo_proc_or_affinity(monkeypatch, fresh_cpu,
 
 
 def test_a_signal_this_os_does_not_name_is_still_reported():
-    from repnext_bench.case_process import exit_reason
+    from repnext_bench.run.case_process import exit_reason
 
     assert exit_reason(-11) == "the case's process crashed with a segmentation fault (SIGSEGV)"
     assert exit_reason(-9).startswith("the case's process was killed by SIGKILL")

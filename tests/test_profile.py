@@ -115,7 +115,7 @@ def test_a_skipped_or_failed_form_is_recorded_and_the_rest_profiled(tmp_path, ca
     (skipped,) = read_report(path)["results"]
     assert skipped["status"] == "skipped" and "does not run fp16" in skipped["error"]
     assert "skipped fused: torch on cpu does not run fp16" in capsys.readouterr().out
-    from repnext_bench.lifecycle import FAULT_ENV
+    from repnext_bench.run.lifecycle import FAULT_ENV
 
     monkeypatch.setenv(FAULT_ENV, "error")
     path = tmp_path / "failed.json"

@@ -11,7 +11,7 @@ import pytest
 from helpers import invalid_reports
 
 from repnext_bench import records
-from repnext_bench.records import RecordError, Result, read_results
+from repnext_bench.core.records import RecordError, Result, read_results
 from repnext_bench.report.schema import SCHEMA_PATH, ReportError, read_report, write_report
 
 COMMITTED = sorted(p for p in Path(__file__).parent.parent.joinpath("reports").glob("*.json")

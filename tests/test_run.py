@@ -10,8 +10,8 @@ from helpers import FAST, run_cli
 from repnext_bench.backends import availability
 from repnext_bench.backends.openvino_cpu import cpu_capabilities
 from repnext_bench.cli import main
-from repnext_bench.machine import CPU_FEATURES
 from repnext_bench.report.schema import read_report
+from repnext_bench.system.machine import CPU_FEATURES
 
 CONTRACT_CASE = {"variant", "form", "backend", "device", "precision", "batch", "resolution", "threads", "mode"}
 CONTRACT_RESULT = {"case", "status", "error", "latency_ms", "throughput_ips", "precision_effective", "parity",

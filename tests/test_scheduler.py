@@ -5,12 +5,12 @@ import time
 
 import numpy as np
 
-from repnext_bench.case_process import CaseDied
-from repnext_bench.cases import Case
-from repnext_bench.lifecycle import Settings
+from repnext_bench.core.cases import Case
+from repnext_bench.core.records import read_results
 from repnext_bench.measure.timing import RoundsPlan, TimingPlan
-from repnext_bench.records import read_results
-from repnext_bench.sweep import run_sweep
+from repnext_bench.run.case_process import CaseDied
+from repnext_bench.run.lifecycle import Settings
+from repnext_bench.run.sweep import run_sweep
 
 SETTINGS = Settings(TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=0, min_iters=1))
 
@@ -112,7 +112,7 @@ def test_converged_cases_stop_at_min_rounds_with_a_process_per_lifetime():
 
 
 def test_the_round_limit_stops_a_sweep_that_never_converges(monkeypatch):
-    import repnext_bench.sweep as sweep_module
+    import repnext_bench.run.sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "MAX_ROUNDS", 12)
     info, results = sweep(Fakes(noise=0.5), RoundsPlan(block_s=0.01, min_rounds=1, restart_every=100, target_ci=1e-6,

@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from repnext_bench.case_process import CaseProcess
-from repnext_bench.cases import Case, expand
-from repnext_bench.lifecycle import Settings
+from repnext_bench.core.cases import Case, expand
 from repnext_bench.measure.ratios import paired_ratio
 from repnext_bench.measure.rounds import summarize_rounds
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.report.results import NO_CLEAR_DIFFERENCE, ratio_text
-from repnext_bench.sweep import CaseRun, RoundsPlan, Sweep, fused_speedups, run_sweep
+from repnext_bench.run.case_process import CaseProcess
+from repnext_bench.run.lifecycle import Settings
+from repnext_bench.run.sweep import CaseRun, RoundsPlan, Sweep, fused_speedups, run_sweep
 
 SETTINGS = TimingPlan(warmup_s=0, warmup_iters=1)
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 from helpers import FAST
 
-from repnext_bench.cases import Case, expand, stream_grid
 from repnext_bench.cli import main
+from repnext_bench.core.cases import Case, expand, stream_grid
+from repnext_bench.core.records import read_results
 from repnext_bench.measure.server import closed_loop
-from repnext_bench.records import read_results
 from repnext_bench.report.schema import read_report
 
 TINY = [*FAST, "--variants", "m0", "--forms", "fused", "--threads", "2"]
@@ -195,7 +195,7 @@ def test_bad_mode_options_are_one_line(capsys, args, message):
     ({"qps": float("inf")}, ["--qps", "inf"]),
 ])
 def test_a_server_plan_refuses_from_the_api_in_the_words_of_the_command_line(capsys, plan, args):
-    from repnext_bench.serving import ServerPlan
+    from repnext_bench.run.serving import ServerPlan
 
     with pytest.raises(ValueError) as refused:
         ServerPlan(**plan)
@@ -222,12 +222,12 @@ def test_the_hardware_report_draws_streams_and_p99_and_answers_for_a_bound(grid_
 def test_ctrl_c_during_a_search_keeps_its_finished_trials(tmp_path, monkeypatch):
     """Ctrl-C while a server case searches: the case is in the report, failed and saying so,
     with the trials it finished as its curve; the sweep is marked interrupted."""
-    from repnext_bench import serving
-    from repnext_bench.lifecycle import Settings
     from repnext_bench.measure.server import ServerStats
     from repnext_bench.measure.timing import TimingPlan
     from repnext_bench.report.schema import new_report
-    from repnext_bench.sweep import RoundsPlan, run_sweep
+    from repnext_bench.run import serving
+    from repnext_bench.run.lifecycle import Settings
+    from repnext_bench.run.sweep import RoundsPlan, run_sweep
 
     def searching(case, settings, plan, time_limit_s, on_trial):
         on_trial(ServerStats(50.0, 49.0, 200, 3.0, 5.0, 8.0, 9.0, 0.4, bound_ms=10.0, missed=1,

@@ -66,7 +66,7 @@ def test_verify_fails_on_a_wrong_backend_output(capsys, monkeypatch, cache):
 def test_openvino_bf16_is_skipped_with_the_reason_where_the_cpu_lacks_it(monkeypatch):
     """The AVX2-only branch, on any machine: OpenVINO lists no BF16, so the case is skipped and says why."""
     from repnext_bench.backends import CaseSkipped, openvino_cpu
-    from repnext_bench.cases import Case
+    from repnext_bench.core.cases import Case
 
     monkeypatch.setattr(openvino_cpu, "cpu_capabilities", lambda: ["FP32", "INT8", "BIN", "EXPORT_IMPORT"])
     case = Case("M0", "fused", "openvino", "cpu", "bf16", 1, 64, 1, "latency")

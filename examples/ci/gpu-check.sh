@@ -43,7 +43,7 @@ export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export COLUMNS=${COLUMNS:-160}
 started=$SECONDS
 
-problem=$("$python" -c 'from repnext_bench.backends.capabilities import cuda_problem; print(cuda_problem() or "")' 2>&1)
+problem=$("$python" -c 'from repnext_bench.system.capabilities import cuda_problem; print(cuda_problem() or "")' 2>&1)
 status=$?
 if [ "$status" -ne 0 ]; then
   echo "$0: repnext_bench does not import with $python: $(printf '%s\n' "$problem" | tail -n 1)" >&2

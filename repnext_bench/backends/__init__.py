@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..export import Artifact, ExportCache
 from ..measure.timing import TimingPlan, measure, warm_up
 from ..profiling.records import RuntimeProfile
@@ -162,7 +162,7 @@ class Session(ABC):
         """``streams`` ways to run one inference at the same time, each with its own input and
         output: what the throughput and server modes call from that many threads. One session
         is one stream; a runtime with streams of its own (OpenVINO) overrides this, and the
-        others get a session per stream (:func:`repnext_bench.lifecycle.open_case`)."""
+        others get a session per stream (:func:`repnext_bench.run.lifecycle.open_case`)."""
         if streams != 1:
             raise NotImplementedError(f"{type(self).__name__} runs one stream per session")
         return [self.threaded_run()]
@@ -275,3 +275,14 @@ def case_problem(case: Case, found: Availability) -> tuple[str, str] | None:
             f" ({found.install})" if found.install else "")
     reason = get_backend(case.backend).unsupported(case)
     return ("skipped", reason) if reason else None
+
+
+def require_int8(runtime: str, session, artifact) -> None:
+    """Skip the case (CaseSkipped, with its artifact) when ``session.quantization`` counts no
+    layer that ran INT8: what every INT8 backend checks after reading its layers back."""
+    from ..quant.layers import no_int8_reason
+
+    reason = no_int8_reason(runtime, session.quantization["layers"])
+    if reason:
+        session.close()
+        raise CaseSkipped(reason, artifact=artifact)

@@ -11,7 +11,7 @@ import platform
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME, Artifact
 from ..export.coreml import COMPRESSIONS, FORMATS, PRECISIONS, export_coreml, import_coremltools, resolve_precision
 from . import Availability, Backend, CaseSkipped, Description, PrepareContext, Prepared, Session

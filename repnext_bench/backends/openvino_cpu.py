@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..export import export_onnx
 from ..measure.timing import TimingPlan
 from . import Backend, CaseSkipped, Description, PrepareContext, Prepared, RuntimeProfile, Session
@@ -154,7 +154,7 @@ class OpenVinoBackend(Backend):
         compiled = core.compile_model(network, "CPU", {**config, **profiling})
         session = OpenVinoSession(compiled, images, config["PERFORMANCE_HINT"], context.profiling)
         if case.precision == "int8":
-            from ..quant.layers import require_int8
+            from . import require_int8
 
             session.read_layers(artifact)
             require_int8("OpenVINO", session, artifact)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from ..measure.timing import timed_runs
 from ..profiling import ort_events
+from ..system.capabilities import gpu_precision, has_tf32_cores, tf32_allowed
 from . import Availability, Backend, CaseSkipped, Description, PrepareContext, Prepared, RuntimeProfile, Session
-from .capabilities import gpu_precision, has_tf32_cores, tf32_allowed
 
 OPTIMIZATION_LEVEL = "ORT_ENABLE_ALL"
 _ELEMENT_TYPES = {"tensor(float)": "fp32", "tensor(float16)": "fp16", "tensor(bfloat16)": "bf16"}
@@ -210,7 +210,7 @@ class OnnxRuntimeBackend(Backend):
         if context.profiling and case.precision == "int8":
             session.read_layers(artifact)
         if session.quantization:
-            from ..quant.layers import require_int8
+            from . import require_int8
 
             require_int8("ONNX Runtime", session, artifact)
         problem = provider_problem(case.device, session.session.get_providers())

@@ -17,10 +17,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..export import INPUT_NAME, OUTPUT_NAME, Artifact
+from ..system.capabilities import ampere_or_newer, bf16_problem, cuda_problem, gpu_precision
 from . import Availability, Backend, CaseSkipped, Description, GpuMemory, PrepareContext, Prepared
-from .capabilities import ampere_or_newer, bf16_problem, cuda_problem, gpu_precision
 from .torch_cuda import GpuSession, gpu_facts, gpu_memory, needs_cuda
 
 # the datatype words of the inspector's "Format/Datatype" (e.g. "Thirty-two wide channel
@@ -179,7 +179,7 @@ class TensorRTBackend(Backend):
     def prepare(self, model, case: Case, images: np.ndarray, context: PrepareContext) -> Prepared:
         import torch
 
-        from ..export.tensorrt import export_tensorrt
+        from .tensorrt_engine import export_tensorrt
 
         problem = bf16_problem(torch) if case.precision == "bf16" else None
         if problem:
@@ -192,7 +192,7 @@ class TensorRTBackend(Backend):
             raise CaseSkipped(str(exc)) from exc
         session = TensorRTSession(artifact.path.read_bytes(), images, model.num_classes, dict(case.options), artifact)
         if case.precision == "int8":
-            from ..quant.layers import require_int8
+            from . import require_int8
 
             session.read_layers(artifact)
             require_int8("TensorRT", session, artifact)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from . import Backend, Description, PrepareContext, Prepared, RuntimeProfile, Session
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "auto": "float32"}

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..measure.cuda_events import DeviceTimer
+from ..system.capabilities import ampere_or_newer, bf16_problem, cuda_problem, gpu_precision, tf32_allowed
 from . import Availability, Backend, CaseSkipped, Description, GpuMemory, PrepareContext, Prepared, Session
-from .capabilities import ampere_or_newer, bf16_problem, cuda_problem, gpu_precision, tf32_allowed
 from .torch_cpu import dtype_of, prepare_module
 
 CUDA_TORCH = "a CUDA build of torch (https://pytorch.org/get-started/locally/) on a machine with an NVIDIA GPU"

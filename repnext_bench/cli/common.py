@@ -63,8 +63,8 @@ def settings_from(plan: dict, *, cache_dir: Path | None = None, no_cache: bool =
                   **fields):
     """The Settings every case of a command shares, from its options: ``plan`` holds the
     TimingPlan's fields; paths go as text (the settings cross process boundaries)."""
-    from ..lifecycle import Settings
     from ..measure.timing import TimingPlan
+    from ..run.lifecycle import Settings
 
     return Settings(plan=TimingPlan(**plan), cache_dir=str(cache_dir) if cache_dir else None, use_cache=not no_cache,
                     checkpoint=str(checkpoint) if checkpoint else None, **fields)

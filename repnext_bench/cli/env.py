@@ -13,7 +13,7 @@ from .common import command_line, console
 
 def env(as_json: o.Json = False) -> None:
     """The environment fingerprint that every report carries."""
-    from ..environment import fingerprint
+    from ..system.environment import fingerprint
 
     data = fingerprint(command_line())
     if as_json:

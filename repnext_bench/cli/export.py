@@ -28,7 +28,7 @@ def export(
 
     ONNX keeps the batch dynamic; --precision auto: fp32 (onnx, openvino), fp16 (Core ML), TF32 (tensorrt);
     int8: ONNX Runtime's QDQ (onnx), NNCF (openvino), 8-bit weights (coreml), INT8 engine (tensorrt)."""
-    from ..export.manifest import FORMATS, MANIFEST, new_manifest
+    from ..run.manifest import FORMATS, MANIFEST, new_manifest
 
     variants, form_list = v.variant_names(selector), v.forms(forms)
     formats = v.choices(fmt, "--format", FORMATS)
@@ -100,7 +100,7 @@ def _one_coreml_format(text: str) -> str:
 
 
 def _precision(fmt: str, asked: str, coreml_format: str) -> str:
-    from ..export.manifest import precisions
+    from ..run.manifest import precisions
 
     allowed, default = precisions(fmt, coreml_format)
     chosen = default if asked == "auto" else asked
@@ -124,10 +124,10 @@ def _check_available(formats: list[str]) -> None:
 
 def _models(variants: list[str], forms: list[str], resolution: int, batch: int, settings, status):
     """(file label, the case to export, the model) for each variant and form."""
-    from ..cases import Case
-    from ..lifecycle import reference_model
-    from ..machine import usable_cores
+    from ..core.cases import Case
     from ..models import convert
+    from ..run.lifecycle import reference_model
+    from ..system.machine import usable_cores
 
     for variant in variants:
         for form in forms:
@@ -140,7 +140,7 @@ def _models(variants: list[str], forms: list[str], resolution: int, batch: int, 
 def _export_one(model, case, settings, coreml_format: str, out: Path, label: str) -> dict:
     """The manifest record of one export; a failed exporter is one line (and the manifest keeps
     what was made before it)."""
-    from ..export.manifest import ExportFailed, export_one
+    from ..run.manifest import ExportFailed, export_one
 
     try:
         return export_one(model, case, settings, coreml_format, out, label)

@@ -79,7 +79,7 @@ def gate(
 def _cases(selector: str, backend: str, device: str, forms: str, batch: str, resolution: str, threads: str,
            precision: str) -> list:
     """The gated cases, variants outermost, from the checked options."""
-    from ..cases import Case
+    from ..core.cases import Case
 
     variants, backends, form_list = v.variant_names(selector), v.backends(backend, device), v.forms(forms)
     precision = v.precision(precision)
@@ -167,8 +167,8 @@ def _check_runnable(cases: list) -> None:
 
 
 def _new_report(plan, count: int) -> dict:
-    from ..environment import fingerprint
     from ..report.schema import new_report
+    from ..system.environment import fingerprint
 
     report = new_report(fingerprint(command_line()), {"plan": plan.to_dict(), "cases": count})
     report["kind"] = "gate"

@@ -69,7 +69,7 @@ def _cases(selector: str, backend: str, forms: str, batch: str, resolution: str,
            threads: str) -> list:
     """One case per form, from the checked options."""
     from ..backends import get_backend
-    from ..cases import Case
+    from ..core.cases import Case
 
     name = v.one_variant(selector)
     backend = v.choice(backend, "--backend", PROFILED_BACKENDS)
@@ -82,8 +82,8 @@ def _cases(selector: str, backend: str, forms: str, batch: str, resolution: str,
 
 
 def _new_report(cases: list, iterations: int, settings) -> dict:
-    from ..environment import fingerprint
     from ..report.schema import new_report
+    from ..system.environment import fingerprint
 
     first = cases[0]
     report = new_report(fingerprint(command_line()),
@@ -97,10 +97,10 @@ def _new_report(cases: list, iterations: int, settings) -> dict:
 def _profile_all(cases: list, settings, case_timeout: float, iterations: int, report: dict, path: Path,
                  show: bool) -> None:
     """Profile each case in a process of its own, writing the report after each."""
-    from ..case_process import run_once
     from ..profiling.rollup import summarize_profile
     from ..report.schema import write_report
-    from ..sweep import case_record, precheck
+    from ..run.case_process import run_once
+    from ..run.sweep import case_record, precheck
 
     availability_cache: dict = {}
     try:

@@ -79,7 +79,7 @@ class Axes:
         return list(dict.fromkeys(name for name, _ in self.backends))
 
     def cases(self, backend_options: dict, streams: list[int] | None = None) -> list:
-        from ..cases import expand
+        from ..core.cases import expand
 
         return expand(self.variants, self.forms, self.backends, self.precisions, self.batches, self.resolutions,
                       self.threads, self.modes, backend_options=backend_options, streams=streams)
@@ -138,7 +138,7 @@ def run(
 
 def _axes(selector: str, backend: str, device: str, forms: str, batch: str, resolution: str, threads: str,
           precision: str, mode: str) -> Axes:
-    from ..cases import MODES
+    from ..core.cases import MODES
 
     return Axes(variants=v.variant_names(selector), backends=v.backends(backend, device), forms=v.forms(forms),
                 batches=v.positives(batch, "--batch"), resolutions=v.resolutions(resolution),
@@ -149,7 +149,7 @@ def _axes(selector: str, backend: str, device: str, forms: str, batch: str, reso
 def _mode_plan(ctx: typer.Context, axes: Axes, streams: str, qps: float | None, p99: str | None,
                requests: int, seed: int):
     """(the streams to sweep, None for auto; the server plan, None without server mode)."""
-    from ..serving import ServerPlan
+    from ..run.serving import ServerPlan
 
     modes = axes.modes
     given = {name for name in ("streams", "qps", "p99", "requests")
@@ -206,8 +206,8 @@ def _renderer(report_format: str):
 
 def _new_report(axes: Axes, settings, rounds_plan, case_timeout: float, values: dict, per_backend: dict,
                 server) -> dict:
-    from ..environment import fingerprint
     from ..report.schema import new_report
+    from ..system.environment import fingerprint
 
     config = {"variants": axes.variants, "backends": [b for b, _ in axes.backends], "forms": axes.forms,
               "batch": axes.batches, "resolution": axes.resolutions, "threads": axes.threads,
@@ -222,7 +222,7 @@ def _new_report(axes: Axes, settings, rounds_plan, case_timeout: float, values: 
 
 def _sweep(cases: list, settings, rounds_plan, case_timeout: float, report: dict, path, render, server,
            show: bool) -> None:
-    from ..sweep import run_sweep
+    from ..run.sweep import run_sweep
     from .progress import sweep_progress
 
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..machine import usable_cores
+from ..system.machine import usable_cores
 from .common import UsageProblem
 
 
@@ -120,13 +120,13 @@ def forms(text: str, option: str = "--forms") -> list[str]:
 
 
 def precisions(text: str, option: str = "--precision") -> list[str]:
-    from ..cases import PRECISIONS
+    from ..core.cases import PRECISIONS
 
     return choices(text, option, PRECISIONS)
 
 
 def precision(text: str, option: str = "--precision") -> str:
-    from ..cases import PRECISIONS
+    from ..core.cases import PRECISIONS
 
     return choice(text, option, PRECISIONS)
 

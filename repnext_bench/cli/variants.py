@@ -30,7 +30,7 @@ def variants(selector: o.Variants = "all", resolution: o.Resolution = "224", as_
 
 def _count(chosen: list, resolution: int) -> list[tuple]:
     """(variant, its counts per form) for each variant; counting needs torch."""
-    from ..catalog import form_counts
+    from ..models.catalog import form_counts
 
     rows = []
     with err_console.status("counting parameters and MACs") as status:

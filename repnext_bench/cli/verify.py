@@ -22,8 +22,8 @@ def verify(
     calibration_size: o.CalibrationSize = DEFAULT_CALIBRATION_SIZE,
 ) -> None:
     """Check fused vs train-time outputs, and every backend against PyTorch fp32; exit 1 on any failure."""
-    from ..cases import expand
-    from ..verify import backend_checks, fusion_checks
+    from ..core.cases import expand
+    from ..run.verify import backend_checks, fusion_checks
 
     variants, backends, form_list = v.variant_names(selector), v.backends(backend, device), v.forms(forms)
     precisions = v.precisions(precision)
@@ -52,7 +52,7 @@ def verify(
 
 
 def _show(checks: list[dict], seed: int, as_json: bool) -> None:
-    from ..verify import FUSION_TOLERANCE, TOLERANCES
+    from ..run.verify import FUSION_TOLERANCE, TOLERANCES
 
     if as_json:
         console.out(json.dumps({"tolerances": {"fusion": FUSION_TOLERANCE, **TOLERANCES}, "checks": checks}, indent=1))

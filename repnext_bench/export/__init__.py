@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..system.cache_dir import CACHE_ENV, default_cache_dir  # noqa: F401  (re-exported: the export cache's home)
 
 if TYPE_CHECKING:  # torch is imported where it is used: the command line starts without it
     import torch
 
-CACHE_ENV = "REPNEXT_BENCH_CACHE"
 
 
 DEFAULT_OPSET = 17
@@ -56,13 +56,6 @@ def opset_problem(opset: int) -> str | None:
 
 EXPORTER = "torch.onnx (TorchScript-based)"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "repnext-bench"
 
 
 def weights_hash(model: torch.nn.Module) -> str:

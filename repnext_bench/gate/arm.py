@@ -29,7 +29,7 @@ _LIBRARIES = ("torch", "onnxruntime", "openvino", "numpy")
 
 
 def _versions() -> dict:
-    from ..environment import installed_versions
+    from ..system.environment import installed_versions
 
     return installed_versions(_LIBRARIES, missing=True)
 
@@ -37,7 +37,7 @@ def _versions() -> dict:
 def _pin(threads: int) -> list[int] | None:
     """Pin this process to the first ``threads`` CPUs it may use: both arms then run on the
     same CPUs, one at a time."""
-    from ..machine import pin_to, usable_cpu_ids
+    from ..system.machine import pin_to, usable_cpu_ids
 
     usable = usable_cpu_ids()
     if usable is None:  # macOS cannot pin a process to CPUs
@@ -55,7 +55,7 @@ class Arm:
 
     def hello(self, _request: dict) -> dict:
         from .. import __version__
-        from ..machine import usable_cpu_ids
+        from ..system.machine import usable_cpu_ids
 
         return {"protocol": PROTOCOL, "version": __version__, "python": platform.python_version(),
                 "executable": sys.executable, "package": str(Path(__file__).resolve().parent.parent),
@@ -63,9 +63,9 @@ class Arm:
                 "affinity": usable_cpu_ids()}
 
     def load(self, request: dict) -> dict:
-        from ..cases import Case
-        from ..lifecycle import Settings, open_case
+        from ..core.cases import Case
         from ..measure.timing import warm_up
+        from ..run.lifecycle import Settings, open_case
 
         case, settings = Case.from_dict(request["case"]), Settings.from_dict(request["settings"])
         pinned = _pin(case.threads)

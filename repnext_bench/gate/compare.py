@@ -7,8 +7,8 @@ environments are listed, since they explain many "regressions".
 """
 from __future__ import annotations
 
+from ..core.records import read_results
 from ..measure.ratios import unpaired_change
-from ..records import read_results
 from .stats import Thresholds, verdict
 
 _ENVIRONMENT_KEYS = (("cpu", "model"), ("cpu", "logical_cores"), ("cpu", "usable_cores"), ("memory_gib",), ("os",),
@@ -36,7 +36,7 @@ def environment_differences(base: dict, new: dict) -> list[str]:
 def machine_differences(base: dict, new: dict, backend: str | None = None) -> list[str]:
     """What makes two reports' timings incomparable: the machine's identity fields and the
     runtime versions (those ``backend``'s cases run on, when one is named) that differ."""
-    from ..hardware.identity import differences, identity, runtime_differences
+    from ..system.identity import differences, identity, runtime_differences
 
     return differences(identity(base), identity(new)) + runtime_differences(base, new, backend)
 

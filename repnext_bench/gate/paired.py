@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from statistics import median
 
-from ..cases import Case
-from ..lifecycle import Settings
+from ..core.cases import Case
 from ..measure.ratios import paired_change
+from ..run.lifecycle import Settings
 from .arm import PROTOCOL
 from .stats import Thresholds, verdict
 

@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..cases import Case
-from ..lifecycle import Settings
+from ..core.cases import Case
 from ..measure.timing import TimingPlan
+from ..run.lifecycle import Settings
 from .paired import ArmSpec, GatePlan, run_gate
 
 SCENARIOS = {  # name -> (candidate slowdown, candidate resolution)
@@ -73,8 +73,13 @@ def summary(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def timed_main() -> int:
+    """``main`` and the time it took, as ``python -m repnext_bench.gate.proof`` prints it."""
     started = time.monotonic()
     code = main()
     print(f"total {time.monotonic() - started:.0f} s")
-    sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(timed_main())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from ..core.records import Result, read_results
 from ..measure.ratios import unpaired_ratio
 from ..models import get_variant
-from ..records import Result, read_results
-from ..verify import TOLERANCES
-from .identity import complete, distinguishing, identity, runtime_version, same_machine
-from .identity import label as identity_label
+from ..run.verify import TOLERANCES
+from ..system.identity import complete, distinguishing, identity, runtime_version, same_machine
+from ..system.identity import label as identity_label
 
 
 @dataclass

@@ -9,9 +9,9 @@ import io
 from pathlib import Path
 
 from ..report.results import ratio_text
-from ..verify import TOLERANCES
+from ..run.verify import TOLERANCES
+from ..system.identity import FIELDS
 from . import serving
-from .identity import FIELDS
 from .merge import best_latency, coverage, ship
 from .plots import PLOTS
 

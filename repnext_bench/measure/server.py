@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..records import ServerRecord
+from ..core.records import ServerRecord
 from .stats import quantile_ci95
 
 SPIN_S = 0.0005  # the last stretch of a wait for an arrival is spun, not slept: sleep overshoots

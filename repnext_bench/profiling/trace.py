@@ -6,7 +6,7 @@ closes the row. It shows where one average inference spends its time, not the re
 timestamps of a single run."""
 from __future__ import annotations
 
-from ..cases import Case
+from ..core.cases import Case
 from .rollup import accounting
 
 

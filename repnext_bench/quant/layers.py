@@ -67,14 +67,3 @@ def no_int8_reason(runtime: str, counts: dict[str, int]) -> str | None:
         return None
     return (f"{runtime} ran no layer in INT8 on this machine (its execution graph: {counts['float']} float, "
             f"{counts['qdq']} quantize/dequantize, {counts['reorder']} reorder layers)")
-
-
-def require_int8(runtime: str, session, artifact) -> None:
-    """Skip the case (CaseSkipped, with its artifact) when ``session.quantization`` counts no
-    layer that ran INT8: what every INT8 backend checks after reading its layers back."""
-    from ..backends import CaseSkipped
-
-    reason = no_int8_reason(runtime, session.quantization["layers"])
-    if reason:
-        session.close()
-        raise CaseSkipped(reason, artifact=artifact)

@@ -6,7 +6,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ..cases import Case
+from ..core.cases import Case
 from ..profiling.rollup import accounting, rollup, side_by_side, top_nodes
 from .results import format_ms, precision_text
 

@@ -6,7 +6,7 @@ per-inference samples (in seconds, its unit), so every field means what it means
 """
 from __future__ import annotations
 
-from ..records import Result, read_results
+from ..core.records import Result, read_results
 
 
 def _machine_info(environment: dict) -> dict:

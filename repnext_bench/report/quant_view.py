@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from rich.markup import escape
 
-from ..quant.evaluation import paired_comparison
-from ..records import Parity, Result, as_result
+from ..core.records import Parity, Result, as_result
+from ..quant.accuracy import paired_comparison
 from .results import ratio_text
 
 

@@ -7,8 +7,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from ..core.records import EXPORT_INCLUDED, MAX_ROUNDS, ArtifactRecord, Ratio, Result, ServerRecord, as_result
 from ..measure.ratios import unpaired_ratio
-from ..records import EXPORT_INCLUDED, MAX_ROUNDS, ArtifactRecord, Ratio, Result, ServerRecord, as_result
 
 NO_CLEAR_DIFFERENCE = "no clear difference"  # what a ratio whose 95% CI includes 1.0 says instead of a number
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "unavailable": "dim"}

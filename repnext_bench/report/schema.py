@@ -3,7 +3,7 @@
 Tools outside the project read these files, so the names are stable. The contract is published
 as a JSON Schema, :data:`SCHEMA_PATH` (``report.schema.json`` beside this module): top level
 ``schema_version``, ``tool``, ``created``, ``environment``, ``config``, ``results``; each run
-result is a :class:`repnext_bench.records.Result`.
+result is a :class:`repnext_bench.core.records.Result`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..records import RecordError, read_results
+from ..core.records import RecordError, read_results
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
@@ -71,7 +71,7 @@ def _finite(value):
 
 def read_report(path: Path) -> dict:
     """A report from disk, checked enough that later code can rely on its layout: the top level,
-    the version, and every field of every run result (:func:`repnext_bench.records.read_results`)."""
+    the version, and every field of every run result (:func:`repnext_bench.core.records.read_results`)."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError as exc:

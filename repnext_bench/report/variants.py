@@ -4,8 +4,8 @@ from __future__ import annotations
 from rich import box
 from rich.table import Table
 
-from ..catalog import FormCounts
 from ..models import Variant
+from ..models.catalog import FormCounts
 
 
 def _match_cell(counts: dict[str, FormCounts]) -> str:

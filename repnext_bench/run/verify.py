@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from .cases import Case
+from ..core.cases import Case
 from .lifecycle import Settings
 from .sweep import CHECK_ONLY, NOT_EVALUATED, run_cases
 
@@ -19,9 +19,9 @@ def fusion_checks(variants: list[str], resolution: int, batch: int, seed: int) -
     """Fused and official forms against the train-time form, in process, one record each."""
     import torch
 
-    from .measure.parity import parity
-    from .models import convert, create_model
-    from .models.randomize import randomize
+    from ..measure.parity import parity
+    from ..models import convert, create_model
+    from ..models.randomize import randomize
 
     for variant in variants:
         torch.manual_seed(seed)

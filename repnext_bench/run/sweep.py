@@ -26,14 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import availability, case_problem
-from .case_process import CaseDied, CaseProcess, process_context, run_once
-from .cases import Case
-from .lifecycle import Settings
-from .measure.ratios import paired_ratio
-from .measure.rounds import rounds_ci, summarize_rounds
-from .measure.timing import RoundsPlan
-from .records import (
+from ..backends import availability, case_problem
+from ..core.cases import Case
+from ..core.records import (
     EXPORT_INCLUDED,
     MAX_ROUNDS,
     STOP_REASONS,
@@ -53,7 +48,12 @@ from .records import (
     RoundsInfo,
     read_results,
 )
-from .report.schema import write_report
+from ..measure.ratios import paired_ratio
+from ..measure.rounds import rounds_ci, summarize_rounds
+from ..measure.timing import RoundsPlan
+from ..report.schema import write_report
+from .case_process import CaseDied, CaseProcess, process_context, run_once
+from .lifecycle import Settings
 from .serving import ServerPlan
 
 BUDGET_COUNTS = "rounds and restarts"  # not the exports, quantization and first loads before them
@@ -413,7 +413,7 @@ class Sweep:
     def _evaluate(self) -> None:
         """Each finished case that needs it (INT8, or any with --eval), evaluated in a process of
         its own after the rounds: its export reused, its figures untouched."""
-        from .quant.evaluation import needs_evaluation
+        from .evaluation import needs_evaluation
 
         finished = {r.case for r in self.runs if r.active and (r.blocks or r.throughputs)}
         finished |= {case for case, result in self.served.items() if result.ok}
@@ -544,7 +544,7 @@ class Sweep:
         start is reported. A later one loads two at a time (one on one core), each reading
         what the first made (the export, the saved model, its reference output) and taking its
         block size: those loads are not reported, and the warm-up after them is not measured."""
-        from .machine import usable_cores
+        from ..system.machine import usable_cores
 
         self._end_lifetime(runs)
         self._reused = 0

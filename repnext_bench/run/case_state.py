@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
 
 MODEL_FILE, EXPECTED_FILE = "model.pt", "expected.npy"
 
@@ -55,7 +55,7 @@ def checkpoint_identity(path: str | None) -> dict | None:
 def code_digest() -> str:
     """A hash of the code a state comes from (the models, how a case builds them, this module):
     a change to the fusion or the layers is another state, whatever the version says."""
-    from . import models
+    from .. import models
 
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
@@ -84,7 +84,7 @@ def _allowed_classes() -> list[type]:
     """The classes a saved RepNeXt is made of: its own layers and the torch modules inside them."""
     from torch import nn
 
-    from .models import layers, network, registry
+    from ..models import layers, network, registry
 
     ours = [value for module in (layers, network) for value in vars(module).values()
             if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == module.__name__]
@@ -104,8 +104,8 @@ def case_state(case, settings, cache, make) -> CaseState:
     returns model, expected, counts) and kept there."""
     import torch
 
-    from .export import weights_hash
-    from .models.counting import Counts
+    from ..export import weights_hash
+    from ..models.counting import Counts
 
     made = {}
 

@@ -35,11 +35,11 @@ def digest(path: Path) -> str:
 def precisions(fmt: str, coreml_format: str) -> tuple[tuple[str, ...], str]:
     """(what the format exports, what ``auto`` means for it), from the exporters themselves."""
     if fmt == "coreml":
-        from .coreml import PRECISIONS
+        from ..export.coreml import PRECISIONS
 
         return PRECISIONS[coreml_format], PRECISIONS[coreml_format][0]
     if fmt == "openvino":
-        from .openvino import PRECISIONS
+        from ..export.openvino import PRECISIONS
 
         return (*PRECISIONS, "int8"), PRECISIONS[0]
     if fmt == "tensorrt":
@@ -62,25 +62,25 @@ def _make(fmt: str, model, case, context, coreml_format: str):
     if case.precision == "int8" and fmt in ("onnx", "openvino"):
         return _quantized(fmt, model, case, context)
     if fmt == "onnx":
-        from . import export_onnx
+        from ..export import export_onnx
 
         artifact = export_onnx(model, case.resolution, context.opset, context.cache, context.weights,
                                dtype=case.precision)
         return artifact, [(artifact.path, ".onnx")]
     if fmt == "openvino":
-        from .openvino import export_openvino
+        from ..export.openvino import export_openvino
 
         artifact = export_openvino(model, case.batch, case.resolution, case.precision, context.opset,
                                    context.cache, context.weights)
         return artifact, [(artifact.path / "model.xml", ".xml"), (artifact.path / "model.bin", ".bin")]
     if fmt == "coreml":
         from ..backends.coreml import weight_compression
-        from .coreml import SUFFIXES, export_coreml
+        from ..export.coreml import SUFFIXES, export_coreml
 
         artifact = export_coreml(model, case.batch, case.resolution, coreml_format, case.precision,
                                  context.cache, context.weights, compression=weight_compression(case))
         return artifact, [(artifact.path, SUFFIXES[coreml_format])]
-    from .tensorrt import export_tensorrt
+    from ..backends.tensorrt_engine import export_tensorrt
 
     artifact = export_tensorrt(model, case.batch, case.resolution, case.precision, context.opset,
                                context.cache, context.weights, calibration=context.calibration_set())
@@ -115,7 +115,7 @@ def export_one(model, case, settings, coreml_format: str, out: Path, label: str)
     """Export ``model`` in the case's format (its backend) and precision, copy the files into
     ``out`` named after ``label``, and return the manifest record. An exporter's failure is
     raised as ExportFailed."""
-    from ..lifecycle import export_context
+    from .lifecycle import export_context
 
     context = export_context(model, settings)
     fmt = case.backend

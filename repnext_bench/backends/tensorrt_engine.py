@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from ..backends.capabilities import tf32_allowed
+from ..export import INPUT_NAME, Artifact, ExportCache, export_onnx, source_key, weights_hash
 from ..quant.images import CalibrationSet
-from . import INPUT_NAME, Artifact, ExportCache, export_onnx, source_key, weights_hash
+from ..system.capabilities import tf32_allowed
 
 _FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 QDQ = "int8-qdq"  # the ONNX an int8 build parses: the symmetric QDQ export

@@ -11,7 +11,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import __version__, machine
+from .. import __version__
+from . import machine
 
 LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "coremltools", "numpy", "onnx",
              "typer", "rich", "nncf")

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..cases import Case
-from ..lifecycle import Settings, open_case
+from ..core.cases import Case
 from ..measure.parity import parity
 from ..measure.stats import summarize
 from ..measure.timing import measure, warm_up
-from ..quant.evaluation import evaluate_case
-from .attribution import attribute, macs_by_place
+from ..profiling.attribution import attribute, macs_by_place
+from .evaluation import evaluate_case
+from .lifecycle import Settings, open_case
 
 
 def _mean(values: list[float] | None) -> float | None:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cases import Case
-from .measure.memory import current_rss_mb, reset_peak
-from .measure.timing import TimingPlan
-from .quant import DEFAULT_CALIBRATION_SIZE
-from .records import ColdStart, ModelInfo
+from ..core.cases import Case
+from ..core.records import ColdStart, ModelInfo
+from ..measure.memory import current_rss_mb, reset_peak
+from ..measure.timing import TimingPlan
+from ..quant import DEFAULT_CALIBRATION_SIZE
 
 # test hook: segfault, hang, slow, oom, killed, error or corrupt, each optionally @VARIANT
 FAULT_ENV = "REPNEXT_BENCH_FAULT"
@@ -60,14 +60,14 @@ def reference_model(variant: str, settings: Settings):
     initialisation (with random BatchNorm statistics when ``randomize``)."""
     import torch
 
-    from .models import create_model, load_checkpoint
+    from ..models import create_model, load_checkpoint
 
     torch.manual_seed(settings.seed)
     reference = create_model(variant, "train")
     if settings.checkpoint:
         load_checkpoint(reference, settings.checkpoint)
     elif settings.randomize:
-        from .models.randomize import randomize
+        from ..models.randomize import randomize
 
         randomize(reference, settings.seed)
     return reference
@@ -79,9 +79,9 @@ def build_case_model(case: Case, settings: Settings, cache):
     an earlier lifetime of the case kept it (case_state.py), else made and kept there."""
     import torch
 
+    from ..models import convert
+    from ..models.counting import count
     from .case_state import case_images, case_state
-    from .models import convert
-    from .models.counting import count
 
     torch.set_num_threads(case.threads)
 
@@ -98,16 +98,16 @@ def build_case_model(case: Case, settings: Settings, cache):
 
 def export_cache(settings: Settings):
     """The export cache the settings name (a temporary one that removes itself with ``--no-cache``)."""
-    from .export import ExportCache
+    from ..export import ExportCache
 
     return ExportCache(Path(settings.cache_dir) if settings.cache_dir else None, settings.use_cache)
 
 
 def export_context(model, settings: Settings, cache=None, weights: str | None = None):
     """The export cache and settings a backend prepares with; close its cache when done."""
-    from .backends import PrepareContext
-    from .export import weights_hash
-    from .quant.images import CalibrationSet
+    from ..backends import PrepareContext
+    from ..export import weights_hash
+    from ..quant.images import CalibrationSet
 
     calibration = CalibrationSet(settings.calibration, settings.calibration_size, settings.seed)
     return PrepareContext(cache=cache or export_cache(settings), opset=settings.opset,
@@ -160,7 +160,7 @@ def open_case(case: Case, settings: Settings) -> Iterator[LoadedCase]:
     """Build, export and prepare ``case``, run its first inference, and close the session and
     the export cache however the block ends. A ``CaseSkipped`` raised by the backend goes on to
     the caller with the artifact the backend set on it and ``model`` set here."""
-    from .backends import CaseSkipped, Prepared, get_backend
+    from ..backends import CaseSkipped, Prepared, get_backend
 
     backend = get_backend(case.backend)
     cache = export_cache(settings)

@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .models import FORMS, RepNeXt, Variant, convert
-from .models.counting import count
+from . import FORMS, RepNeXt, Variant, convert
+from .counting import count
 
 PAPER_RESOLUTION = 224
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cases import Case
+from ..core.cases import Case
 from ..measure.parity import parity
-from .images import SYNTHETIC_EVAL_SIZE, EvalSet, eval_set, prepare_image, synthetic_inputs
+from ..quant.accuracy import per_image, top1
+from ..quant.images import SYNTHETIC_EVAL_SIZE, EvalSet, eval_set, prepare_image, synthetic_inputs
 
 CHUNK = 32  # images prepared and run at a time
 
@@ -66,7 +67,7 @@ def reference_logits(case: Case, settings, inputs: EvalInputs, cache) -> np.ndar
     """The PyTorch fp32 train-time model's logits on the evaluation inputs, from the export
     cache when another case (or run) computed them with the same weights and inputs."""
     from ..export import weights_hash
-    from ..lifecycle import reference_model
+    from .lifecycle import reference_model
 
     reference = reference_model(case.variant, settings).eval()
     key = {"variant": case.variant, "weights_sha256": weights_hash(reference), "resolution": case.resolution,
@@ -88,7 +89,7 @@ def evaluate_case(case: Case, settings) -> dict:
     """The case prepared afresh (its export reused from the cache), run over the evaluation
     inputs: {"parity": against the reference, with per-input figures, "accuracy": top-1 of both
     on a labelled folder, or None}."""
-    from ..lifecycle import open_case
+    from .lifecycle import open_case
 
     inputs = eval_inputs(case, settings)
     with open_case(case, settings) as loaded:
@@ -102,37 +103,3 @@ def evaluate_case(case: Case, settings) -> dict:
                              "reference_top1": top1(expected, labels), "folder": settings.eval_dir,
                              "class_map": inputs.folder.class_map}
     return found
-
-
-def top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((np.asarray(logits).argmax(axis=1) == labels).mean())
-
-
-def per_image(outputs: np.ndarray, expected: np.ndarray) -> dict:
-    """Per image: squared error, squared reference norm, and top-1 agreement; what a comparison
-    of two cases on the same inputs resamples for its confidence interval."""
-    outputs, expected = np.asarray(outputs, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return {"sq_err": np.square(outputs - expected).sum(axis=1).tolist(),
-            "sq_ref": np.square(expected).sum(axis=1).tolist(),
-            "agree": (outputs.argmax(axis=1) == expected.argmax(axis=1)).astype(int).tolist()}
-
-
-
-def paired_comparison(a: dict, b: dict, seed: int = 0, resamples: int = 2000) -> dict:
-    """Case ``a`` against case ``b`` on the same evaluation inputs (their ``per_image``): the
-    ratio of rel L2 errors a/b and the difference of top-1 agreement a-b, each with a 95%
-    bootstrap CI over the images, resampled in pairs."""
-    err_a, err_b, ref = (np.asarray(x, dtype=np.float64) for x in (a["sq_err"], b["sq_err"], a["sq_ref"]))
-    agree_a, agree_b = np.asarray(a["agree"], dtype=np.float64), np.asarray(b["agree"], dtype=np.float64)
-    picks = np.random.default_rng(seed).integers(0, len(ref), size=(resamples, len(ref)))
-
-    def ratio(index):
-        return np.sqrt(err_a[index].sum(axis=-1) / np.maximum(err_b[index].sum(axis=-1), 1e-300))
-
-    ratios = ratio(picks)
-    differences = agree_a[picks].mean(axis=1) - agree_b[picks].mean(axis=1)
-    return {"rel_l2_ratio": float(ratio(np.arange(len(ref)))),
-            "rel_l2_ratio_ci95": np.percentile(ratios, [2.5, 97.5]).tolist(),
-            "top1_agree_difference": float(agree_a.mean() - agree_b.mean()),
-            "top1_agree_difference_ci95": np.percentile(differences, [2.5, 97.5]).tolist(),
-            "images": len(ref)}

@@ -20,11 +20,11 @@ import traceback
 from contextlib import ExitStack
 from multiprocessing.connection import wait
 
-from .cases import Case
-from .export import CACHE_ENV
+from ..core.cases import Case
+from ..export import CACHE_ENV
+from ..measure.memory import peak_rss_mb
+from ..measure.timing import TimingPlan, block_size, measure, warm_up
 from .lifecycle import FAULT_ENV, Settings, open_case
-from .measure.memory import peak_rss_mb
-from .measure.timing import TimingPlan, block_size, measure, warm_up
 
 # by name: Windows has no SIGKILL or SIGBUS
 _SIGNALS = {
@@ -38,7 +38,7 @@ _SIGNALS = {
 # own main module first, as multiprocessing does by default). The runtimes are left out: their
 # imports start threads, and a process that forks with live threads can deadlock; each case
 # imports its own runtime (a fraction of a second).
-PRELOAD = ["__main__", "repnext_bench.case_process", "repnext_bench.models", "repnext_bench.backends", "torch",
+PRELOAD = ["__main__", "repnext_bench.run.case_process", "repnext_bench.models", "repnext_bench.backends", "torch",
            "numpy"]
 PASSED_ENVIRONMENT = (FAULT_ENV, CACHE_ENV, "XDG_CACHE_HOME")
 
@@ -171,7 +171,7 @@ class CaseWorker:
     def load(self, block_s: float, block_n: int | None = None) -> dict:
         """Build (or read from the cache), export, prepare and warm up; the inferences that fill
         a block come from the warm-up's times, or as ``block_n`` from the case's first lifetime."""
-        from .backends import CaseSkipped
+        from ..backends import CaseSkipped
 
         try:
             self.loaded = self.resources.enter_context(open_case(self.case, self.settings))
@@ -186,7 +186,7 @@ class CaseWorker:
             sized, inference_s = block_size(warm, block_s)
             self.block_n = block_n or sized
         if self.case.streams > 1:  # every stream warmed, not only the first
-            from .measure.server import closed_loop
+            from ..measure.server import closed_loop
 
             closed_loop(self.loaded.runners(), self.settings.plan.warmup_s, 3 * self.case.streams)
         self.block_s = block_s
@@ -214,7 +214,7 @@ class CaseWorker:
             samples, wall = measure(session.run, plan, after=timer.collect if timer else None)
             return {"samples_ms": samples, "wall_s": wall, "completed": len(samples),
                     "device_ms": timer.samples[before:] if timer else None}
-        from .backends import get_backend
+        from ..backends import get_backend
 
         case = self.case
         if case.streams == 1 or get_backend(case.backend).native_streams:
@@ -222,7 +222,7 @@ class CaseWorker:
             plan = TimingPlan(warmup_s=0, warmup_iters=0, min_duration_s=self.block_s, min_iters=1)
             completed, wall, concurrency = session.throughput(plan)
         else:
-            from .measure.server import closed_loop
+            from ..measure.server import closed_loop
 
             runners = self.loaded.runners()
             closed_loop(runners, 0.0, case.streams)  # one untimed inference per stream first
@@ -236,7 +236,7 @@ class CaseWorker:
         worker; each request's start and end."""
         import numpy as np
 
-        from .measure.server import serve
+        from ..measure.server import serve
 
         runs = self.loaded.runners()
         served = serve(lambda worker: runs[worker](), np.asarray(arrivals), workers=len(runs))
@@ -245,7 +245,7 @@ class CaseWorker:
     def evaluation(self) -> dict:
         """In a process of its own: INT8 parity (and top-1 on a labelled folder) on the
         evaluation inputs (quant.evaluation); an error where the backend cannot run other inputs."""
-        from .quant.evaluation import evaluate_case
+        from .evaluation import evaluate_case
 
         try:
             return evaluate_case(self.case, self.settings)
@@ -254,7 +254,7 @@ class CaseWorker:
 
     def finish(self) -> dict:
         """What ran, its output against the reference, and the memory it took."""
-        from .measure.parity import parity
+        from ..measure.parity import parity
 
         session = self.loaded.session
         description, gpu_memory = session.describe(), session.gpu_memory()
@@ -264,7 +264,7 @@ class CaseWorker:
                 "peak_rss_mb": peak_rss_mb(), "gpu_memory": gpu_memory.to_dict() if gpu_memory else None}
 
     def profile(self, iterations: int) -> dict:
-        from .profiling.run import profile_case
+        from .profile import profile_case
 
         return profile_case(self.case, self.settings, iterations)
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ..core.cases import Case
+from ..core.records import Result
+from ..measure.server import SearchPlan, SearchResult, Served, ServerStats, poisson_arrivals, search_qps, server_stats
 from .case_process import CaseDied, CaseProcess
-from .cases import Case
 from .lifecycle import Settings
-from .measure.server import SearchPlan, SearchResult, Served, ServerStats, poisson_arrivals, search_qps, server_stats
-from .records import Result
 
 LOAD_BLOCK_S = 0.1  # the load measures how many inferences fill this long: what one takes
 START_UTILISATION = 0.5  # the search's first rate: half of what the streams serve back to back

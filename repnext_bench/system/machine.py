@@ -119,7 +119,7 @@ def cpu() -> dict:
     import hashlib
     import json
 
-    from .export import default_cache_dir
+    from .cache_dir import default_cache_dir
 
     key = _boot_key()
     path = default_cache_dir() / f"machine-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"

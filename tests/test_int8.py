@@ -432,7 +432,7 @@ def test_the_evaluation_runs_after_the_rounds_in_a_process_of_its_own(monkeypatc
     saying so."""
     from repnext_bench.core.cases import Case
     from repnext_bench.measure.timing import TimingPlan
-    from repnext_bench.run import sweep
+    from repnext_bench.run import case_run, sweep
     from repnext_bench.run.lifecycle import Settings
 
     asked = []
@@ -450,7 +450,7 @@ def test_the_evaluation_runs_after_the_rounds_in_a_process_of_its_own(monkeypatc
     runner = sweep.Sweep(cases, Settings(TimingPlan()), sweep.RoundsPlan(), 60.0, report)
     bound = {"rel_l2": 1e-3, "max_abs": 1e-3, "top1_agree": 1.0}
     for case in cases:
-        run = sweep.CaseRun(case)
+        run = case_run.CaseRun(case)
         run.add_block({"samples_ms": [1.0, 1.1], "completed": 2, "wall_s": 0.002}, 0, 0)
         run.loaded, run.finished = {"block_n": 2}, {"parity": bound}
         runner.runs.append(run)
@@ -503,7 +503,7 @@ def test_a_served_int8_case_carries_its_quantization_and_evaluation(tmp_path, sh
 def test_only_int8_joins_its_fp32_twin_and_a_large_group_goes_in_pieces():
     from repnext_bench.core.cases import Case
     from repnext_bench.measure.timing import TimingPlan
-    from repnext_bench.run import sweep
+    from repnext_bench.run import case_run, sweep
     from repnext_bench.run.lifecycle import Settings
 
     def case(precision, form="fused"):
@@ -513,7 +513,7 @@ def test_only_int8_joins_its_fp32_twin_and_a_large_group_goes_in_pieces():
     assert sweep._group_key(case("bf16")) != sweep._group_key(case("fp32"))
     cases = [case(p, f) for p in ("fp32", "int8") for f in ("train", "fused")]
     runner = sweep.Sweep(cases, Settings(TimingPlan()), sweep.RoundsPlan(max_live=3), 60.0, {"results": []})
-    runner.runs = [sweep.CaseRun(c) for c in cases]
+    runner.runs = [case_run.CaseRun(c) for c in cases]
     batches = runner._batches()
     assert all(sum(map(len, groups)) <= 3 for groups, _ in batches) and sum(
         len(g) for groups, _ in batches for g in groups) == 4
@@ -551,11 +551,11 @@ def test_a_truncated_jpeg_is_caught_before_the_sweep(tmp_path):
 def test_an_int8_result_without_its_evaluation_says_so_and_verify_fails_it(monkeypatch):
     from repnext_bench.core.cases import Case
     from repnext_bench.core.records import Parity, Result
-    from repnext_bench.run import sweep, verify
+    from repnext_bench.run import case_run, verify
 
     case = Case("M0", "fused", "onnxruntime", "cpu", "int8", 2, 64, 1, "latency")
     result = Result(case, "ok", precision_effective="int8", parity=Parity(1e-3, 1e-3, 1.0))
-    sweep.with_evaluation(result, {"error": "the process died"})
+    case_run.with_evaluation(result, {"error": "the process died"})
     assert result.parity.inputs == "bound input" and result.parity.images == 2
     monkeypatch.setattr(verify, "run_cases", lambda *args, **kwargs: [result])
     (check,) = verify.backend_checks([case], None, 1.0)

@@ -12,8 +12,9 @@ from repnext_bench.measure.rounds import summarize_rounds
 from repnext_bench.measure.timing import TimingPlan
 from repnext_bench.report.results import NO_CLEAR_DIFFERENCE, ratio_text
 from repnext_bench.run.case_process import CaseProcess
+from repnext_bench.run.case_run import CaseRun, fused_speedups
 from repnext_bench.run.lifecycle import Settings
-from repnext_bench.run.sweep import CaseRun, RoundsPlan, Sweep, fused_speedups, run_sweep
+from repnext_bench.run.sweep import RoundsPlan, Sweep, run_sweep
 
 SETTINGS = TimingPlan(warmup_s=0, warmup_iters=1)
 

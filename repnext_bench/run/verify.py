@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ..core.cases import Case
+from .case_run import NOT_EVALUATED
 from .lifecycle import Settings
-from .sweep import CHECK_ONLY, NOT_EVALUATED, run_cases
+from .sweep import CHECK_ONLY, run_cases
 
 # relative L2 error allowed against the PyTorch fp32 train-time output, by effective precision
 # INT8: on the evaluation inputs (quant.evaluation); post-training quantization moves outputs by percents

@@ -178,3 +178,23 @@ def test_a_process_that_dies_costs_its_case_and_the_rest_go_on():
     assert dead.status == "failed" and "SIGSEGV" in dead.error and dead.latency_ms is None
     assert len(dead.samples_ms) == 3 * 4  # the blocks it finished stay
     assert alive.status == "ok" and alive.rounds.blocks == 6 and info["stopped"] == "converged"
+
+
+def test_every_event_the_run_engine_sends_is_one_the_progress_display_shows():
+    import ast
+    from pathlib import Path
+
+    import repnext_bench
+    from repnext_bench.core.records import SWEEP_EVENTS
+
+    package = Path(repnext_bench.__file__).resolve().parent
+    sent = set()
+    for path in (package / "run").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "on_event" and node.args:
+                sent.add(node.args[0].value)
+    shown = set()
+    for node in ast.walk(ast.parse((package / "cli" / "progress.py").read_text())):
+        if isinstance(node, ast.Compare) and getattr(node.left, "id", None) == "kind":
+            shown.update(c.value for c in node.comparators if isinstance(c, ast.Constant))
+    assert sent == shown == set(SWEEP_EVENTS)

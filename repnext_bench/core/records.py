@@ -17,7 +17,11 @@ from typing import Any, ClassVar, Literal, Union
 
 from .cases import Case
 
-STATUSES = ("ok", "failed", "skipped", "unavailable")
+Status = Literal["ok", "failed", "skipped", "unavailable"]
+STATUSES: tuple[Status, ...] = typing.get_args(Status)
+# what a sweep tells its on_event as it goes (cli/progress.py shows each)
+SweepEvent = Literal["load", "loaded", "prepared", "round", "problem", "note", "evaluate", "trial"]
+SWEEP_EVENTS: tuple[SweepEvent, ...] = typing.get_args(SweepEvent)
 StopReason = Literal["interrupted", "wall limit", "budget", "max rounds", "converged"]
 # why a sweep's rounds stopped, the first that any of its batches met taking precedence
 STOP_REASONS: tuple[StopReason, ...] = typing.get_args(StopReason)

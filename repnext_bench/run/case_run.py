@@ -26,6 +26,7 @@ from ..core.records import (
     RecordError,
     Result,
     RoundsInfo,
+    Status,
 )
 from ..measure.ratios import paired_ratio
 from ..measure.rounds import rounds_ci, summarize_rounds
@@ -33,7 +34,7 @@ from ..measure.timing import RoundsPlan
 from .case_process import CaseProcess
 
 
-def case_record(case: Case, status: str, error: str | None) -> Result:
+def case_record(case: Case, status: Status, error: str | None) -> Result:
     """The record of a case that was not measured (or not yet): its status and why."""
     return Result(case, status, error)
 
@@ -44,7 +45,7 @@ class CaseRun:
 
     case: Case
     process: CaseProcess | None = None
-    status: str = "ok"
+    status: Status = "ok"
     error: str | None = None
     traceback: str | None = None  # where an exception in the case's process came from
     loaded: dict | None = None  # the first lifetime's load (cold start, export)
@@ -91,7 +92,7 @@ class CaseRun:
         if self.reused_export:
             self.peak_reused_mb = max(self.peak_reused_mb, peak_mb)
 
-    def fail(self, status: str, error: str, traceback: str | None = None) -> None:
+    def fail(self, status: Status, error: str, traceback: str | None = None) -> None:
         self.status, self.error, self.traceback = status, error, traceback
 
     def ci(self) -> tuple[float, float] | None:

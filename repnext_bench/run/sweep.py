@@ -33,6 +33,7 @@ from ..core.records import (
     STOP_REASONS,
     RecordError,
     Result,
+    StopReason,
     read_results,
 )
 from ..measure.timing import RoundsPlan
@@ -89,7 +90,7 @@ class Sweep:
         self.runs: list[CaseRun] = []
         self.orders: list[list[str]] = []
         self.started = time.monotonic()
-        self.stops: list[str] = []  # why each batch's rounds ended
+        self.stops: list[StopReason] = []  # why each batch's rounds ended
         self.prepare_s = self.measure_s = 0.0  # the first lifetimes' loads; the rounds and restarts
         self.restarts: list[dict] = []  # each restart: cases it loaded, its seconds, how many read their state
         self._reused = 0  # of the lifetime being loaded: the cases that read their saved state

@@ -196,8 +196,7 @@ def worker_with(backend, monkeypatch, tmp_path) -> CaseWorker:
 
 
 LOAD_KEYS = {"block_n", "inference_s", "cold_start", "model", "artifact", "rss_before_load_mb", "rss_after_load_mb",
-             "peak_reset", "backend", "precision_effective", "parity", "peak_rss_mb", "gpu_memory", "warmup_s",
-             "state_reused"}
+             "peak_reset", "backend", "precision_effective", "parity", "peak_rss_mb", "gpu_memory", "state_reused"}
 
 
 def test_gpu_memory_reaches_the_reply_and_not_the_description(monkeypatch, tmp_path, fake_artifact):

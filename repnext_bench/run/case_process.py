@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import time
 import traceback
 from contextlib import ExitStack
 from multiprocessing.connection import wait
@@ -179,7 +178,6 @@ class CaseWorker:
             return {"skipped": str(skip), "exported": skip.exported, "artifact": _artifact_dict(skip.artifact),
                     "model": skip.model}
         session = self.loaded.session
-        started = time.perf_counter()
         warm = warm_up(session.run, self.settings.plan)
         inference_s = None
         if self.case.mode != "throughput":  # server mode: what one inference takes starts its search
@@ -196,7 +194,7 @@ class CaseWorker:
         # what ran and its output (after the warm-up) come now too, so that a sweep stopped
         # before this process's end still reports them
         return {"block_n": self.block_n, "inference_s": inference_s, "cold_start": loaded.cold_start().to_dict(),
-                "warmup_s": time.perf_counter() - started, "state_reused": loaded.state_reused,
+                "state_reused": loaded.state_reused,
                 "model": loaded.model_record().to_dict(),
                 "artifact": _artifact_dict(loaded.artifact), "rss_before_load_mb": loaded.rss_before_mb,
                 "rss_after_load_mb": loaded.rss_loaded_mb, "peak_reset": loaded.peak_reset, **self.finish()}

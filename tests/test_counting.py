@@ -28,12 +28,11 @@ def test_fused_counts_match_the_paper_at_its_rounding(counts, name):
 @pytest.mark.parametrize("name", ["M0", "M0E"])
 def test_the_meta_device_counts_what_a_model_with_weights_counts(counts, name):
     """``form_counts`` counts shapes on the meta device; a model with real weights, converted
-    form by form, has the same parameters and MACs (and its weights are real numbers)."""
+    form by form, has the same parameters and MACs."""
     model = RepNeXt(VARIANTS[name]).eval()
     for form in FORMS:
         model = convert(model, form, inplace=True)
         real = count(model, 224)
-        assert next(model.parameters()).device.type == "cpu" and counts[name][form].params > 0
         assert (real.params, real.macs) == (counts[name][form].params, counts[name][form].macs)
 
 

@@ -49,6 +49,14 @@ def test_gate_catches_an_injected_slowdown_and_records_every_field(tmp_path, cap
     assert record["baseline"]["executable"] == sys.executable
 
 
+def test_the_exit_code_follows_the_verdicts():
+    from repnext_bench.gate.compare import exit_code
+
+    assert exit_code([{"verdict": "pass"}, {"verdict": "improved"}]) == 0
+    assert exit_code([{"verdict": "pass"}, {"verdict": "inconclusive"}]) == 3
+    assert exit_code([{"verdict": "inconclusive"}, {"verdict": "fail"}, {"verdict": "pass"}]) == 1
+
+
 @pytest.mark.parametrize("args,message", [
     (["--baseline-python", "/no/such/python"], "no such file"),
     (["--candidate", "colour=blue"], "KEY=VALUE"),

@@ -182,3 +182,16 @@ def test_report_and_compare_import_no_runtime(real_runs, tmp_path):
     assert code == 0 and heavy == [], err
     code, heavy, err = answer_without_heavy_imports(["compare", str(folder / "a.json"), str(folder / "c.json")])
     assert code in (0, 1, 3) and heavy == [], err
+
+
+def test_a_report_from_a_checkout_names_its_commit():
+    import shutil
+    from pathlib import Path
+
+    from repnext_bench.system.environment import _git_commit
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists() or not shutil.which("git"):
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert _git_commit()["commit"] == head

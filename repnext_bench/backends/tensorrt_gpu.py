@@ -1,11 +1,11 @@
-"""TensorRT on an NVIDIA GPU: an engine built from the cached ONNX export (export/tensorrt.py),
+"""TensorRT on an NVIDIA GPU: an engine built from the cached ONNX export (backends/tensorrt_engine.py),
 run with ``execute_async_v3`` on one non-default stream, optionally replayed as a CUDA graph.
 
 Each run copies the input from pinned host memory to the GPU, runs the engine and copies the
 logits back, then synchronises (the end-to-end host time); CUDA events around the engine alone
 give the GPU compute time. Device buffers are torch tensors, so no other CUDA binding is needed.
 
-INT8 (explicit quantization of the QDQ ONNX, export/tensorrt.py): the layers that ran int8 are
+INT8 (explicit quantization of the QDQ ONNX, tensorrt_engine.py): the layers that ran int8 are
 read back from the engine inspector (the engine is built with detailed profiling verbosity),
 each layer by the datatype of its inputs; a case where none did is skipped.
 """

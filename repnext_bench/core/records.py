@@ -185,7 +185,7 @@ class Parity(Record):
     top1_agree: float
     images: int | None = None  # INT8: how many evaluation inputs it was measured on
     inputs: str | None = None  # INT8: which ("eval folder" or "synthetic")
-    per_image: dict | None = None  # INT8: sq_err, sq_ref and agree per input (quant.evaluation.per_image)
+    per_image: dict | None = None  # INT8: sq_err, sq_ref and agree per input (quant.accuracy.per_image)
 
 
 @dataclass

@@ -81,7 +81,10 @@ def unpaired_change(baseline: list[float], candidate: list[float], resamples: in
     a, b = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     if len(a) < 2 or len(b) < 2:
         raise ValueError("each side needs two or more samples")
-    low, high = _ratio_ci([b], [a], resamples, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    med_a = np.median(a[rng.integers(0, len(a), size=(resamples, len(a)))], axis=1)
+    med_b = np.median(b[rng.integers(0, len(b), size=(resamples, len(b)))], axis=1)
+    low, high = (float(x) for x in np.percentile(med_b / med_a, [2.5, 97.5]))
     return Estimate(float(np.median(b) / np.median(a)) - 1, low - 1, high - 1, min(len(a), len(b)),
                     f"ratio of medians ({len(a)} vs {len(b)} samples), bootstrap 95% CI ({resamples} resamples), "
                     "Mann-Whitney U", p_value=mann_whitney_p(a, b))

@@ -114,7 +114,7 @@ class RoundsPlan:
             wall = "none" if self.max_wall_s is None else format(self.max_wall_s, "g")
             raise ValueError(f"--block, --target-ci, --budget and --max-wall must be > 0, --min-rounds and "
                              f"--restart-every >= 1, --duration >= 0 and --min-iters >= 1 (got --block "
-                             f"{self.block_s:g}, --target-ci {self.target_ci:.0%}, --budget {self.budget_s:g}, "
+                             f"{self.block_s:g}, --target-ci {self.target_ci * 100:g}%, --budget {self.budget_s:g}, "
                              f"--max-wall {wall}, --min-rounds {self.min_rounds}, --restart-every "
                              f"{self.restart_every}, --duration {self.min_duration_s:g}, --min-iters {self.min_iters})")
 

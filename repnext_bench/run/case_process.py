@@ -242,7 +242,7 @@ class CaseWorker:
 
     def evaluation(self) -> dict:
         """In a process of its own: INT8 parity (and top-1 on a labelled folder) on the
-        evaluation inputs (quant.evaluation); an error where the backend cannot run other inputs."""
+        evaluation inputs (run/evaluation.py); an error where the backend cannot run other inputs."""
         from .evaluation import evaluate_case
 
         try:

@@ -11,7 +11,7 @@ from .lifecycle import Settings
 from .sweep import CHECK_ONLY, run_cases
 
 # relative L2 error allowed against the PyTorch fp32 train-time output, by effective precision
-# INT8: on the evaluation inputs (quant.evaluation); post-training quantization moves outputs by percents
+# INT8: on the evaluation inputs (run/evaluation.py); post-training quantization moves outputs by percents
 TOLERANCES = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 5e-2, "int8": 1e-1}  # TF32: 10-bit mantissa
 FUSION_TOLERANCE = 1e-5  # fused (and official) vs train-time, both fp32 in PyTorch
 

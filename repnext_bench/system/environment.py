@@ -49,7 +49,7 @@ def _gpus() -> list[dict[str, str]]:
 
 
 def _git_commit() -> dict[str, str | bool] | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout: repnext_bench/system/environment.py
     if not (root / ".git").exists() or not shutil.which("git"):
         return None
     try:

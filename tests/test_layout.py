@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import repnext_bench
-
-PACKAGE = Path(repnext_bench.__file__).resolve().parent
-LAYOUT = (PACKAGE.parent / "docs" / "layout.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]  # the source tree (the package may be installed elsewhere)
+PACKAGE = ROOT / "repnext_bench"
+LAYOUT = (ROOT / "docs" / "layout.md").read_text()
 ENTRY_POINTS_AND_ALIASES = {"__init__", "__main__", "pytest_plugin", "records", "repeat", "crosscheck"}
 
 
@@ -20,7 +19,7 @@ def test_the_layers_point_one_way():
         pytest.skip("needs import-linter (the test extra)")
     lint = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run([str(lint) if lint.exists() else "lint-imports"], capture_output=True, text=True,
-                            cwd=PACKAGE.parent, timeout=300)
+                            cwd=ROOT, timeout=300)
     assert result.returncode == 0 and "1 kept, 0 broken" in result.stdout, result.stdout[-3000:]
 
 

@@ -41,7 +41,9 @@ def test_two_real_reports(reports, capsys, tmp_path):
 
 def test_a_real_regression_and_unmatched_cases(reports, capsys, tmp_path):
     # doctored from the baseline itself, so the change is the one made here and not also
-    # the drift between two real runs on a busy machine
+    # the drift between two real runs on a busy machine; twice as slow, because a shared VM can
+    # move between two speeds about 1.5x apart within seconds (docs/sweeps.md), and real samples
+    # that hold both make a 1.5x change honestly inconclusive
     _, (shared, _) = reports
     base = copy.deepcopy(shared)
     base["results"] = [r for r in base["results"] if r["case"]["form"] == "fused"
@@ -49,15 +51,15 @@ def test_a_real_regression_and_unmatched_cases(reports, capsys, tmp_path):
     write_report(base, tmp_path / "base.json")
     slower = copy.deepcopy(base)
     m0 = next(r for r in slower["results"] if r["case"]["variant"] == "M0")
-    m0["samples_ms"] = [s * 1.5 for s in m0["samples_ms"]]
-    m0["latency_ms"]["p50"] *= 1.5
+    m0["samples_ms"] = [s * 2 for s in m0["samples_ms"]]
+    m0["latency_ms"]["p50"] *= 2
     slower["results"] = [m0]  # M1 only in the baseline
     slower["environment"]["libraries"]["onnxruntime"] = "0.0.1"
     write_report(slower, tmp_path / "slower.json")
     code, result = compare(capsys, tmp_path / "base.json", tmp_path / "slower.json", "--cross-machine")
     assert code == 1
     assert [(r["case"].split()[0], r["verdict"]) for r in result["rows"]] == [("M0", "fail")]
-    assert result["rows"][0]["estimate"]["change"] == pytest.approx(0.5, abs=0.15)
+    assert result["rows"][0]["estimate"]["change"] == pytest.approx(1.0, abs=0.3)
     assert len(result["only_in_baseline"]) == 1 and result["only_in_baseline"][0].startswith("M1 fused onnxruntime")
     assert any(line.startswith("onnxruntime:") and "0.0.1" in line for line in result["environment_differences"])
 

@@ -190,8 +190,12 @@ def test_a_report_from_a_checkout_names_its_commit():
 
     from repnext_bench.system.environment import _git_commit
 
+    import repnext_bench
+
     root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists() or not shutil.which("git"):
         pytest.skip("not a git checkout")
+    if Path(repnext_bench.__file__).resolve().parents[1] != root:
+        pytest.skip("repnext_bench is installed, not imported from this checkout: a report names no commit")
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert _git_commit()["commit"] == head

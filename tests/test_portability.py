@@ -188,9 +188,8 @@ def test_a_report_from_a_checkout_names_its_commit():
     import shutil
     from pathlib import Path
 
-    from repnext_bench.system.environment import _git_commit
-
     import repnext_bench
+    from repnext_bench.system.environment import _git_commit
 
     root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists() or not shutil.which("git"):

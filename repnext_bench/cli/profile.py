@@ -100,7 +100,8 @@ def _profile_all(cases: list, settings, case_timeout: float, iterations: int, re
     from ..profiling.rollup import summarize_profile
     from ..report.schema import write_report
     from ..run.case_process import run_once
-    from ..run.sweep import case_record, precheck
+    from ..run.case_run import case_record
+    from ..run.sweep import precheck
 
     availability_cache: dict = {}
     try:

@@ -33,9 +33,9 @@ import numpy as np
 
 from ..core.cases import Case, stream_grid
 from ..core.records import Result
-from ..measure.timing import TimingPlan, measure, warm_up
+from ..measure.timing import RoundsPlan, TimingPlan, measure, warm_up
 from ..run.lifecycle import Settings
-from ..run.sweep import RoundsPlan, run_cases
+from ..run.sweep import run_cases
 
 LATENCY_TOLERANCE = 0.03  # ONNX Runtime: the same inferences, timed by us and by its profiler
 OPENVINO_LATENCY_TOLERANCE = 0.05  # a default-length run against benchmark_app's run of --seconds

